@@ -1,1 +1,271 @@
-fn main() {}
+//! The `autoarch` command-line tool: argument parsing, wiring and printing. The logic lives in
+//! the library crates.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use autoarch_agent::format::{grouped, op_histogram};
+use autoarch_sandbox::isolate::{serve_child, trace_isolated, ChildCommand};
+use autoarch_sandbox::{printer, reference_markdown, render_all, Limits, TaskShape, TraceConfig, TraceOutcome};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Hidden subcommand that runs one trace in an isolated child process.
+const TRACE_CHILD: &str = "__trace-child";
+
+#[derive(Parser)]
+#[command(name = "autoarch", version, about = "Autonomous neural-architecture discovery")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Trace architecture code and report its shapes, parameters, FLOPs and fingerprint.
+    Check {
+        /// Architecture code (Starlark) defining `def model(x)`.
+        file: PathBuf,
+        #[command(flatten)]
+        trace: TraceArgs,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a traced architecture as flat Starlark, a PyTorch module, or the graph as JSON.
+    Export {
+        file: PathBuf,
+        #[command(flatten)]
+        trace: TraceArgs,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+    },
+    /// Print the language reference (the op registry) as markdown.
+    Ops,
+    /// List the built-in tasks and what they bind.
+    Tasks,
+    #[command(name = TRACE_CHILD, hide = true)]
+    TraceChild,
+}
+
+#[derive(clap::Args)]
+struct TraceArgs {
+    /// The task whose input and output shapes the code must fit (default: the file's
+    /// `# task: NAME` header line, else mqar).
+    #[arg(long)]
+    task: Option<String>,
+    /// Refuse models with more trainable parameters than this.
+    #[arg(long)]
+    max_params: Option<u64>,
+    /// Refuse models with more forward FLOPs per sample than this.
+    #[arg(long)]
+    max_flops: Option<u64>,
+    /// Memory limit of the trace process, in MiB.
+    #[arg(long)]
+    memory_limit: Option<u64>,
+    /// Wall-clock deadline of the trace, in seconds.
+    #[arg(long)]
+    deadline: Option<f64>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Starlark,
+    Pytorch,
+    Json,
+}
+
+/// An error in how the tool was called (exit 2), as opposed to a finding about the code (exit 1).
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check { file, trace, json } => check(&file, &trace, json),
+        Command::Export {
+            file,
+            trace,
+            format,
+        } => export(&file, &trace, format),
+        Command::Ops => {
+            print!("{}", reference_markdown());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tasks => {
+            print_tasks();
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::TraceChild => {
+            serve_child().context("trace child")?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn read_source(file: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(file).map_err(|e| {
+        UsageError(format!(
+            "cannot read {}: {e}; pass a file of architecture code (see seeds/ for examples)",
+            file.display()
+        ))
+        .into()
+    })
+}
+
+/// The task named by `--task`, else by a `# task: NAME` header line, else mqar.
+fn task_for(source: &str, args: &TraceArgs) -> anyhow::Result<TaskShape> {
+    let name = args
+        .task
+        .clone()
+        .or_else(|| autoarch_agent::header_task(source))
+        .unwrap_or_else(|| "mqar".to_string());
+    TaskShape::by_name(&name).ok_or_else(|| {
+        UsageError(format!(
+            "unknown task {name:?}; choose one of: {} (see `autoarch tasks`)",
+            TaskShape::names().join(", ")
+        ))
+        .into()
+    })
+}
+
+fn trace_file(file: &Path, args: &TraceArgs) -> anyhow::Result<(String, TaskShape, TraceOutcome)> {
+    let source = read_source(file)?;
+    let task = task_for(&source, args)?;
+    let mut limits = Limits::default();
+    if let Some(p) = args.max_params {
+        limits.max_params = p;
+    }
+    if let Some(f) = args.max_flops {
+        limits.max_flops = f;
+    }
+    if let Some(m) = args.memory_limit {
+        limits.memory_mb = m;
+    }
+    if let Some(d) = args.deadline {
+        if !(d > 0.0 && d.is_finite()) {
+            return Err(UsageError(format!("--deadline must be a positive number of seconds, got {d}")).into());
+        }
+        limits.deadline_seconds = d;
+    }
+    let config = TraceConfig {
+        task: task.clone(),
+        limits,
+    };
+    let child = ChildCommand {
+        program: std::env::current_exe().context("locating the autoarch binary")?,
+        args: vec![TRACE_CHILD.to_string()],
+    };
+    let outcome = trace_isolated(&source, &config, &child)?;
+    Ok((source, task, outcome))
+}
+
+fn check(file: &Path, args: &TraceArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let (_, task, outcome) = trace_file(file, args)?;
+    if json {
+        let value = match &outcome {
+            TraceOutcome::Ok(t) => serde_json::json!({
+                "ok": true,
+                "task": task.name,
+                "params": t.stats.params,
+                "flops": t.stats.flops,
+                "nodes": t.stats.nodes,
+                "depth": t.stats.depth,
+                "fingerprint": t.fingerprint,
+                "output_shape": t.stats.output_shape,
+                "op_histogram": t.stats.op_histogram,
+                "diagnostics": [],
+            }),
+            TraceOutcome::Invalid { diagnostics } => serde_json::json!({
+                "ok": false,
+                "task": task.name,
+                "params": null,
+                "flops": null,
+                "nodes": null,
+                "depth": null,
+                "fingerprint": null,
+                "output_shape": null,
+                "diagnostics": diagnostics,
+            }),
+        };
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        match &outcome {
+            TraceOutcome::Ok(t) => {
+                let s = &t.stats;
+                println!("ok: {} traces for task {}", file.display(), task.name);
+                println!("  output       {}", s.output_shape);
+                println!("  params       {}", grouped(s.params));
+                if s.buffers > 0 {
+                    println!("  buffers      {}", grouped(s.buffers));
+                }
+                println!("  FLOPs        {} per sample", grouped(s.flops));
+                println!("  nodes        {} (depth {})", s.nodes, s.depth);
+                println!("  fingerprint  {}", t.fingerprint);
+                println!("  ops          {}", op_histogram(&s.op_histogram));
+            }
+            TraceOutcome::Invalid { diagnostics } => {
+                eprint!("{}", render_all(diagnostics, &file.display().to_string()));
+            }
+        }
+    }
+    Ok(match outcome {
+        TraceOutcome::Ok(_) => ExitCode::SUCCESS,
+        TraceOutcome::Invalid { .. } => ExitCode::FAILURE,
+    })
+}
+
+fn export(file: &Path, args: &TraceArgs, format: ExportFormat) -> anyhow::Result<ExitCode> {
+    let (_, _, outcome) = trace_file(file, args)?;
+    let traced = match &outcome {
+        TraceOutcome::Ok(t) => t,
+        TraceOutcome::Invalid { diagnostics } => {
+            eprint!("{}", render_all(diagnostics, &file.display().to_string()));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    match format {
+        ExportFormat::Starlark => print!("{}", printer::to_starlark(&traced.graph)),
+        ExportFormat::Pytorch => print!("{}", printer::to_pytorch(&traced.graph)),
+        ExportFormat::Json => println!("{}", serde_json::to_string_pretty(traced.as_ref())?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_tasks() {
+    println!("{:<9} {:<16} {:<8} {:<16} constants", "task", "input", "dtype", "output");
+    for t in TaskShape::builtin() {
+        let constants: Vec<String> = t.constants.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "{:<9} {:<16} {:<8} {:<16} {}",
+            t.name,
+            t.input.to_string(),
+            t.input_dtype.to_string(),
+            t.output.to_string(),
+            constants.join(" ")
+        );
+        println!("          {}", t.description);
+    }
+}

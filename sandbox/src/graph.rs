@@ -20,7 +20,7 @@ pub struct Span {
 
 /// How a parameter is initialised before training.
 #[derive(Clone, Copy, PartialEq, Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Init {
     Zeros,
     Ones,
@@ -61,7 +61,6 @@ impl ParamSpec {
 /// One traced op call.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub struct Node {
-    #[serde(flatten)]
     pub op: Op,
     pub inputs: Vec<NodeId>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -190,8 +189,8 @@ impl ArchGraph {
     /// A canonical hash of the dead-code-free graph.
     ///
     /// Nodes are hashed bottom-up from their op, attributes, shape and inputs (inputs of
-    /// commutative ops unordered), then serialised in the order (level, hash), which depends only
-    /// on the structure: variable names, helper functions, loops and the order of independent
+    /// commutative ops unordered) and top-down from their uses, then serialised in the order
+    /// (level, hash, use hash), which depends only on the structure: variable names, helper functions, loops and the order of independent
     /// statements do not change it. Parameters are numbered by first use in that order, so weight
     /// tying is part of the hash.
     pub fn fingerprint(&self) -> Fingerprint {
@@ -212,8 +211,36 @@ impl ArchGraph {
             merkle.push(*h.finalize().as_bytes());
             level[id] = node.inputs.iter().map(|&i| level[i] + 1).max().unwrap_or(0);
         }
+        // Nodes built alike from alike inputs (two `linear(h, 32)` calls) tie on the hash above;
+        // a hash of how each node is used, from the output back, tells them apart so that
+        // statement order cannot leak into the serialisation.
+        let mut consumers: Vec<Vec<(NodeId, usize)>> = vec![Vec::new(); n];
+        for (id, node) in g.nodes.iter().enumerate() {
+            for (slot, &i) in node.inputs.iter().enumerate() {
+                let slot = if node.op.is_commutative() { 0 } else { slot };
+                consumers[i].push((id, slot));
+            }
+        }
+        let mut usage: Vec<[u8; 32]> = vec![[0; 32]; n];
+        for id in (0..n).rev() {
+            let mut uses: Vec<([u8; 32], usize, [u8; 32])> = consumers[id]
+                .iter()
+                .map(|&(c, slot)| (merkle[c], slot, usage[c]))
+                .collect();
+            uses.sort_unstable();
+            let mut h = blake3::Hasher::new();
+            h.update(if id == g.output { b"output" } else { b"inner" });
+            for (m, slot, u) in uses {
+                h.update(&m);
+                h.update(&(slot as u64).to_le_bytes());
+                h.update(&u);
+            }
+            usage[id] = *h.finalize().as_bytes();
+        }
         let mut order: Vec<NodeId> = (0..n).collect();
-        order.sort_by(|&a, &b| (level[a], merkle[a]).cmp(&(level[b], merkle[b])));
+        order.sort_by(|&a, &b| {
+            (level[a], merkle[a], usage[a]).cmp(&(level[b], merkle[b], usage[b]))
+        });
         let mut position = vec![0usize; n];
         for (pos, &id) in order.iter().enumerate() {
             position[id] = pos;

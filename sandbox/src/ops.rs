@@ -12,7 +12,9 @@ use crate::shape::{broadcast, DType, Dim, Shape};
 /// A primitive graph op with its attributes. Composite functions (`einsum`, `outer`, `flatten`,
 /// `transpose`, ...) are traced into these, so each graph has one canonical spelling.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+// Externally tagged: serde_json is built with `arbitrary_precision` here (a dependency asks for
+// it), which breaks f64 fields inside internally tagged enums.
+#[serde(rename_all = "snake_case")]
 pub enum Op {
     Input,
     Scalar {

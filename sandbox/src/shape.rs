@@ -45,39 +45,51 @@ impl fmt::Display for Dim {
     }
 }
 
-/// Serialized as a number, or as the string `"B"` / `"B*64"` for a batch dim.
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum DimRepr {
-    Fixed(u64),
-    Batch(String),
-}
-
 impl Serialize for Dim {
+    /// A number, or the string `"B"` / `"B*64"` for a batch dim.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if self.batch {
-            DimRepr::Batch(self.to_string()).serialize(s)
+            s.serialize_str(&self.to_string())
         } else {
-            DimRepr::Fixed(self.size).serialize(s)
+            s.serialize_u64(self.size)
         }
+    }
+}
+
+struct DimVisitor;
+
+impl serde::de::Visitor<'_> for DimVisitor {
+    type Value = Dim;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a dim size or \"B\" / \"B*N\"")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Dim, E> {
+        Ok(Dim::fixed(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Dim, E> {
+        u64::try_from(v)
+            .map(Dim::fixed)
+            .map_err(|_| E::custom(format!("negative dim {v}")))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Dim, E> {
+        let size = match v {
+            "B" => 1,
+            other => other
+                .strip_prefix("B*")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| E::custom(format!("bad dim {other:?}")))?,
+        };
+        Ok(Dim { size, batch: true })
     }
 }
 
 impl<'de> Deserialize<'de> for Dim {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match DimRepr::deserialize(d)? {
-            DimRepr::Fixed(size) => Ok(Dim::fixed(size)),
-            DimRepr::Batch(text) => {
-                let size = match text.as_str() {
-                    "B" => 1,
-                    other => other
-                        .strip_prefix("B*")
-                        .and_then(|n| n.parse().ok())
-                        .ok_or_else(|| serde::de::Error::custom(format!("bad dim {other:?}")))?,
-                };
-                Ok(Dim { size, batch: true })
-            }
-        }
+        d.deserialize_any(DimVisitor)
     }
 }
 

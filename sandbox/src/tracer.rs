@@ -83,7 +83,7 @@ pub struct Traced {
 
 /// The result of tracing: a graph, or what is wrong with the code.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum TraceOutcome {
     Ok(Box<Traced>),
     Invalid { diagnostics: Vec<Diagnostic> },
