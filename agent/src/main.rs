@@ -7,14 +7,20 @@ use std::process::ExitCode;
 use anyhow::Context;
 use autoarch_agent::format::{grouped, op_histogram};
 use autoarch_sandbox::isolate::{serve_child, trace_isolated, ChildCommand};
-use autoarch_sandbox::{printer, reference_markdown, render_all, Limits, TaskShape, TraceConfig, TraceOutcome};
+use autoarch_sandbox::{
+    printer, reference_markdown, render_all, Limits, TaskShape, TraceConfig, TraceOutcome,
+};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Hidden subcommand that runs one trace in an isolated child process.
 const TRACE_CHILD: &str = "__trace-child";
 
 #[derive(Parser)]
-#[command(name = "autoarch", version, about = "Autonomous neural-architecture discovery")]
+#[command(
+    name = "autoarch",
+    version,
+    about = "Autonomous neural-architecture discovery"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -166,7 +172,10 @@ fn trace_file(file: &Path, args: &TraceArgs) -> anyhow::Result<(String, TaskShap
     }
     if let Some(d) = args.deadline {
         if !(d > 0.0 && d.is_finite()) {
-            return Err(UsageError(format!("--deadline must be a positive number of seconds, got {d}")).into());
+            return Err(UsageError(format!(
+                "--deadline must be a positive number of seconds, got {d}"
+            ))
+            .into());
         }
         limits.deadline_seconds = d;
     }
@@ -255,9 +264,16 @@ fn export(file: &Path, args: &TraceArgs, format: ExportFormat) -> anyhow::Result
 }
 
 fn print_tasks() {
-    println!("{:<9} {:<16} {:<8} {:<16} constants", "task", "input", "dtype", "output");
+    println!(
+        "{:<9} {:<16} {:<8} {:<16} constants",
+        "task", "input", "dtype", "output"
+    );
     for t in TaskShape::builtin() {
-        let constants: Vec<String> = t.constants.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let constants: Vec<String> = t
+            .constants
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         println!(
             "{:<9} {:<16} {:<8} {:<16} {}",
             t.name,

@@ -80,19 +80,49 @@ fn snippet(source: &str, line: u32, col: u32, width: usize) -> String {
 
 /// Python syntax that Starlark lacks, with what to write instead.
 const MISSING_SYNTAX: &[(&str, &str)] = &[
-    ("while", "`while` loops are not available: use `for i in range(n):` with a fixed bound"),
-    ("class", "`class` is not available: write functions that build the graph"),
-    ("import", "imports are not available: every op is built in (see `autoarch ops`)"),
-    ("from", "imports are not available: every op is built in (see `autoarch ops`)"),
-    ("try", "`try` is not available: the tracer reports errors itself"),
-    ("except", "`try`/`except` is not available: the tracer reports errors itself"),
+    (
+        "while",
+        "`while` loops are not available: use `for i in range(n):` with a fixed bound",
+    ),
+    (
+        "class",
+        "`class` is not available: write functions that build the graph",
+    ),
+    (
+        "import",
+        "imports are not available: every op is built in (see `autoarch ops`)",
+    ),
+    (
+        "from",
+        "imports are not available: every op is built in (see `autoarch ops`)",
+    ),
+    (
+        "try",
+        "`try` is not available: the tracer reports errors itself",
+    ),
+    (
+        "except",
+        "`try`/`except` is not available: the tracer reports errors itself",
+    ),
     ("finally", "`try`/`finally` is not available"),
     ("raise", "`raise` is not available: use `fail(\"message\")`"),
     ("with", "`with` blocks are not available"),
-    ("yield", "generators are not available: build and return lists"),
-    ("global", "`global` is not available: pass values as arguments"),
-    ("nonlocal", "`nonlocal` is not available: pass values as arguments"),
-    ("assert", "`assert` is not available: use `if not cond: fail(\"message\")`"),
+    (
+        "yield",
+        "generators are not available: build and return lists",
+    ),
+    (
+        "global",
+        "`global` is not available: pass values as arguments",
+    ),
+    (
+        "nonlocal",
+        "`nonlocal` is not available: pass values as arguments",
+    ),
+    (
+        "assert",
+        "`assert` is not available: use `if not cond: fail(\"message\")`",
+    ),
     ("async", "`async` is not available"),
     ("await", "`await` is not available"),
     ("del", "`del` is not available"),
@@ -211,7 +241,11 @@ pub fn missing_syntax(source: &str) -> Vec<Diagnostic> {
             }
             c if c.is_whitespace() => advance(&mut i, &mut line, &mut col, &chars),
             c => {
-                prev = Some(if c.is_ascii_digit() || c == '.' { 'a' } else { c });
+                prev = Some(if c.is_ascii_digit() || c == '.' {
+                    'a'
+                } else {
+                    c
+                });
                 at_line_start = false;
                 advance(&mut i, &mut line, &mut col, &chars);
             }

@@ -21,7 +21,10 @@ fn merged(dims: &[Dim]) -> Dim {
 
 fn parse_operand(eq: &str, letters: &str, shape: &Shape) -> Result<Vec<char>, String> {
     let chars: Vec<char> = letters.trim().chars().collect();
-    if chars.iter().any(|c| !c.is_ascii_lowercase() && !c.is_ascii_uppercase()) {
+    if chars
+        .iter()
+        .any(|c| !c.is_ascii_lowercase() && !c.is_ascii_uppercase())
+    {
         return Err(format!(
             "einsum {eq:?}: operands are written with letters only (no `...` or spaces)"
         ));
@@ -143,11 +146,17 @@ pub fn plan(equation: &str, a: &Shape, b: Option<&Shape>) -> Result<Plan, String
                     "einsum {equation:?}: cannot contract over the batch dim"
                 ));
             }
-            let dims = |letters: &[char]| -> Vec<Dim> { letters.iter().map(|&c| dim_of(c)).collect() };
+            let dims =
+                |letters: &[char]| -> Vec<Dim> { letters.iter().map(|&c| dim_of(c)).collect() };
             let batch_dims = dims(&batch);
 
             let mut steps_a = Vec::new();
-            let a_order: Vec<char> = batch.iter().chain(&a_free).chain(&contracted).copied().collect();
+            let a_order: Vec<char> = batch
+                .iter()
+                .chain(&a_free)
+                .chain(&contracted)
+                .copied()
+                .collect();
             permute_step(&la, &a_order, &mut steps_a);
             let mut a_target = batch_dims.clone();
             a_target.push(merged(&dims(&a_free)));
@@ -155,7 +164,12 @@ pub fn plan(equation: &str, a: &Shape, b: Option<&Shape>) -> Result<Plan, String
             reshape_step(&Shape(dims(&a_order)), Shape(a_target), &mut steps_a);
 
             let mut steps_b = Vec::new();
-            let b_order: Vec<char> = batch.iter().chain(&contracted).chain(&b_free).copied().collect();
+            let b_order: Vec<char> = batch
+                .iter()
+                .chain(&contracted)
+                .chain(&b_free)
+                .copied()
+                .collect();
             permute_step(&lb, &b_order, &mut steps_b);
             let mut b_target = batch_dims.clone();
             b_target.push(merged(&dims(&contracted)));
@@ -166,7 +180,12 @@ pub fn plan(equation: &str, a: &Shape, b: Option<&Shape>) -> Result<Plan, String
             let mut mm = batch_dims.clone();
             mm.push(merged(&dims(&a_free)));
             mm.push(merged(&dims(&b_free)));
-            let result_order: Vec<char> = batch.iter().chain(&a_free).chain(&b_free).copied().collect();
+            let result_order: Vec<char> = batch
+                .iter()
+                .chain(&a_free)
+                .chain(&b_free)
+                .copied()
+                .collect();
             reshape_step(&Shape(mm), Shape(dims(&result_order)), &mut after);
             permute_step(&result_order, &out, &mut after);
             Ok(Plan {

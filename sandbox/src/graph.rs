@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_128;
 
 use crate::ops::Op;
 use crate::shape::{DType, Shape};
@@ -160,9 +161,7 @@ impl ArchGraph {
         let mut flops = 0u64;
         let mut depth = vec![0usize; self.nodes.len()];
         for (id, node) in self.nodes.iter().enumerate() {
-            *op_histogram
-                .entry(node.op.name().to_string())
-                .or_insert(0) += 1;
+            *op_histogram.entry(node.op.name().to_string()).or_insert(0) += 1;
             let shapes: Vec<&Shape> = node.inputs.iter().map(|&i| &self.nodes[i].shape).collect();
             flops = flops.saturating_add(node.op.flops(&shapes, &node.shape));
             let below = node.inputs.iter().map(|&i| depth[i]).max().unwrap_or(0);
@@ -194,52 +193,104 @@ impl ArchGraph {
     /// statements do not change it. Parameters are numbered by first use in that order, so weight
     /// tying is part of the hash.
     pub fn fingerprint(&self) -> Fingerprint {
-        let g = self.without_dead_code();
+        if self.has_dead_code() {
+            return self.without_dead_code().fingerprint_of_live_graph();
+        }
+        self.fingerprint_of_live_graph()
+    }
+
+    /// Whether some node or parameter does not reach the output.
+    pub fn has_dead_code(&self) -> bool {
+        let mut live = vec![false; self.nodes.len()];
+        live[self.output] = true;
+        live[self.input] = true;
+        for id in (0..self.nodes.len()).rev() {
+            if live[id] {
+                for &i in &self.nodes[id].inputs {
+                    live[i] = true;
+                }
+            }
+        }
+        let used_params: usize = {
+            let mut used = vec![false; self.params.len()];
+            for (id, n) in self.nodes.iter().enumerate() {
+                if live[id] {
+                    for &p in &n.params {
+                        used[p] = true;
+                    }
+                }
+            }
+            used.iter().filter(|u| **u).count()
+        };
+        live.contains(&false) || used_params != self.params.len()
+    }
+
+    fn fingerprint_of_live_graph(&self) -> Fingerprint {
+        let g = self;
         let n = g.nodes.len();
-        let mut merkle: Vec<[u8; 32]> = Vec::with_capacity(n);
+        // Scratch buffers reused across nodes: this runs on every trace.
+        let mut buf = Vec::with_capacity(512);
+        let mut hashes: Vec<u128> = Vec::with_capacity(8);
+        // What each node is, without its inputs' identities, hashed once. The per-node hashes
+        // only order nodes, so a fast 128-bit hash serves; blake3 makes the final fingerprint.
+        let local: Vec<u128> = g
+            .nodes
+            .iter()
+            .map(|node| local_hash(g, node, &mut buf))
+            .collect();
+        let mut merkle: Vec<u128> = Vec::with_capacity(n);
         let mut level = vec![0usize; n];
         for (id, node) in g.nodes.iter().enumerate() {
-            let mut h = blake3::Hasher::new();
-            hash_local(&mut h, &g, node);
-            let mut ins: Vec<[u8; 32]> = node.inputs.iter().map(|&i| merkle[i]).collect();
+            hashes.clear();
+            hashes.extend(node.inputs.iter().map(|&i| merkle[i]));
             if node.op.is_commutative() {
-                ins.sort_unstable();
+                hashes.sort_unstable();
             }
-            for i in &ins {
-                h.update(i);
+            buf.clear();
+            buf.extend_from_slice(&local[id].to_le_bytes());
+            for h in &hashes {
+                buf.extend_from_slice(&h.to_le_bytes());
             }
-            merkle.push(*h.finalize().as_bytes());
+            merkle.push(xxh3_128(&buf));
             level[id] = node.inputs.iter().map(|&i| level[i] + 1).max().unwrap_or(0);
         }
         // Nodes built alike from alike inputs (two `linear(h, 32)` calls) tie on the hash above;
         // a hash of how each node is used, from the output back, tells them apart so that
-        // statement order cannot leak into the serialisation.
-        let mut consumers: Vec<Vec<(NodeId, usize)>> = vec![Vec::new(); n];
+        // statement order cannot leak into the serialisation. Consumers are kept as one flat
+        // list grouped by the node they use.
+        let mut uses_of: Vec<(NodeId, NodeId, usize)> = Vec::with_capacity(2 * n);
         for (id, node) in g.nodes.iter().enumerate() {
             for (slot, &i) in node.inputs.iter().enumerate() {
                 let slot = if node.op.is_commutative() { 0 } else { slot };
-                consumers[i].push((id, slot));
+                uses_of.push((i, id, slot));
             }
         }
-        let mut usage: Vec<[u8; 32]> = vec![[0; 32]; n];
+        uses_of.sort_unstable();
+        let mut usage: Vec<u128> = vec![0; n];
+        let mut uses: Vec<(u128, usize, u128)> = Vec::with_capacity(8);
+        let mut end = uses_of.len();
         for id in (0..n).rev() {
-            let mut uses: Vec<([u8; 32], usize, [u8; 32])> = consumers[id]
-                .iter()
-                .map(|&(c, slot)| (merkle[c], slot, usage[c]))
-                .collect();
+            let start = uses_of[..end].partition_point(|&(used, _, _)| used < id);
+            uses.clear();
+            uses.extend(
+                uses_of[start..end]
+                    .iter()
+                    .map(|&(_, c, slot)| (merkle[c], slot, usage[c])),
+            );
+            end = start;
             uses.sort_unstable();
-            let mut h = blake3::Hasher::new();
-            h.update(if id == g.output { b"output" } else { b"inner" });
-            for (m, slot, u) in uses {
-                h.update(&m);
-                h.update(&(slot as u64).to_le_bytes());
-                h.update(&u);
+            buf.clear();
+            buf.extend_from_slice(if id == g.output { b"output" } else { b"inner" });
+            for &(m, slot, u) in &uses {
+                buf.extend_from_slice(&m.to_le_bytes());
+                buf.extend_from_slice(&(slot as u64).to_le_bytes());
+                buf.extend_from_slice(&u.to_le_bytes());
             }
-            usage[id] = *h.finalize().as_bytes();
+            usage[id] = xxh3_128(&buf);
         }
         let mut order: Vec<NodeId> = (0..n).collect();
-        order.sort_by(|&a, &b| {
-            (level[a], merkle[a], usage[a]).cmp(&(level[b], merkle[b], usage[b]))
+        order.sort_unstable_by(|&a, &b| {
+            (level[a], merkle[a], usage[a], a).cmp(&(level[b], merkle[b], usage[b], b))
         });
         let mut position = vec![0usize; n];
         for (pos, &id) in order.iter().enumerate() {
@@ -247,44 +298,52 @@ impl ArchGraph {
         }
         let mut param_number: Vec<Option<usize>> = vec![None; g.params.len()];
         let mut next_param = 0usize;
-        let mut h = blake3::Hasher::new();
-        h.update(b"autoarch-graph-v1");
+        let mut ins: Vec<(u128, usize)> = Vec::with_capacity(8);
+        let mut all = Vec::with_capacity(48 * n);
+        all.extend_from_slice(b"autoarch-graph-v1");
         for &id in &order {
             let node = &g.nodes[id];
-            hash_local(&mut h, &g, node);
-            let mut ins: Vec<(usize, [u8; 32])> = node
-                .inputs
-                .iter()
-                .map(|&i| (position[i], merkle[i]))
-                .collect();
+            all.extend_from_slice(&local[id].to_le_bytes());
+            ins.clear();
+            ins.extend(node.inputs.iter().map(|&i| (merkle[i], position[i])));
             if node.op.is_commutative() {
-                ins.sort_unstable_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+                ins.sort_unstable();
             }
-            h.update(&(ins.len() as u64).to_le_bytes());
-            for (pos, _) in ins {
-                h.update(&(pos as u64).to_le_bytes());
+            all.extend_from_slice(&(ins.len() as u64).to_le_bytes());
+            for &(_, pos) in &ins {
+                all.extend_from_slice(&(pos as u64).to_le_bytes());
             }
             for &p in &node.params {
                 let number = *param_number[p].get_or_insert_with(|| {
                     next_param += 1;
                     next_param - 1
                 });
-                h.update(&(number as u64).to_le_bytes());
+                all.extend_from_slice(&(number as u64).to_le_bytes());
             }
         }
-        h.update(&(position[g.output] as u64).to_le_bytes());
-        Fingerprint(h.finalize().to_hex()[..32].to_string())
+        all.extend_from_slice(&(position[g.output] as u64).to_le_bytes());
+        Fingerprint(blake3::hash(&all).to_hex()[..32].to_string())
     }
 }
 
-/// Hash what a node is, without its inputs' identities.
-fn hash_local(h: &mut blake3::Hasher, g: &ArchGraph, node: &Node) {
-    // serde_json output is deterministic and stable across builds, unlike Debug.
-    serde_json::to_writer(&mut *h, &node.op).expect("ops serialise");
-    serde_json::to_writer(&mut *h, &node.shape).expect("shapes serialise");
-    serde_json::to_writer(&mut *h, &node.dtype).expect("dtypes serialise");
-    for &p in &node.params {
-        serde_json::to_writer(&mut *h, &g.params[p]).expect("params serialise");
+/// A hash of what a node is, without its inputs' identities: op, attributes, shape, dtype and
+/// parameter specs, encoded with postcard (a stable, compact serde format).
+///
+/// The encoding numbers enum variants by position: new ops go at the end of `Op`, and the golden
+/// fingerprint test catches any change that would alter stored fingerprints.
+fn local_hash(g: &ArchGraph, node: &Node, buf: &mut Vec<u8>) -> u128 {
+    fn append<T: Serialize>(out: Vec<u8>, value: &T) -> Vec<u8> {
+        postcard::to_extend(value, out).expect("graph values encode")
     }
-    h.update(b";");
+    let mut out = std::mem::take(buf);
+    out.clear();
+    out = append(out, &node.op);
+    out = append(out, &node.shape);
+    out = append(out, &node.dtype);
+    for &p in &node.params {
+        out = append(out, &g.params[p]);
+    }
+    let hash = xxh3_128(&out);
+    *buf = out;
+    hash
 }

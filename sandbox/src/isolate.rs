@@ -114,7 +114,8 @@ pub fn trace_isolated(
         buf
     });
 
-    let deadline = Instant::now() + Duration::from_secs_f64(limits.deadline_seconds.max(0.0)) + GRACE;
+    let deadline =
+        Instant::now() + Duration::from_secs_f64(limits.deadline_seconds.max(0.0)) + GRACE;
     let pid = proc.id() as libc::pid_t;
     let mut killed = false;
     let status = loop {
@@ -126,7 +127,9 @@ pub fn trace_isolated(
                     libc::kill(-pid, libc::SIGKILL);
                 }
                 killed = true;
-                break proc.wait().map_err(|e| IsolateError::Protocol(e.to_string()))?;
+                break proc
+                    .wait()
+                    .map_err(|e| IsolateError::Protocol(e.to_string()))?;
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => return Err(IsolateError::Protocol(e.to_string())),
@@ -141,7 +144,8 @@ pub fn trace_isolated(
     let out = reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
     let err = String::from_utf8_lossy(&err);
-    let located = |message: String| TraceOutcome::invalid(vec![Diagnostic::at(source, 1, 1, 1, message)]);
+    let located =
+        |message: String| TraceOutcome::invalid(vec![Diagnostic::at(source, 1, 1, 1, message)]);
 
     if killed {
         return Ok(located(format!(
@@ -160,19 +164,36 @@ pub fn trace_isolated(
             limits.memory_mb
         )
     };
-    if err.contains("memory allocation") || err.contains("out of memory") || err.contains("capacity overflow") {
+    if err.contains("memory allocation")
+        || err.contains("out of memory")
+        || err.contains("capacity overflow")
+    {
         return Ok(located(memory_message()));
     }
     match status.signal() {
         Some(libc::SIGXCPU) | Some(libc::SIGKILL) => Ok(located(format!(
             "tracing used more than its CPU-time limit of {cpu_seconds} s and was stopped"
         ))),
-        Some(libc::SIGABRT) | Some(libc::SIGSEGV) | Some(libc::SIGBUS) => Ok(located(memory_message())),
+        Some(libc::SIGABRT) | Some(libc::SIGSEGV) | Some(libc::SIGBUS) => {
+            Ok(located(memory_message()))
+        }
         _ => {
-            let tail: String = err.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            let tail: String = err
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
             Ok(located(format!(
                 "the trace process failed ({status}){}",
-                if tail.is_empty() { String::new() } else { format!(": {tail}") }
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {tail}")
+                }
             )))
         }
     }

@@ -29,7 +29,9 @@ pub mod task;
 pub mod tracer;
 
 pub use diagnostic::{render_all, Diagnostic};
-pub use graph::{ArchGraph, Fingerprint, Init, Node, NodeId, ParamId, ParamRole, ParamSpec, Span, Stats};
+pub use graph::{
+    ArchGraph, Fingerprint, Init, Node, NodeId, ParamId, ParamRole, ParamSpec, Span, Stats,
+};
 pub use ops::{reference_markdown, Op, OpSpec, REGISTRY};
 pub use shape::{DType, Dim, Shape};
 pub use task::TaskShape;

@@ -218,7 +218,9 @@ pub fn window_out(
     dilation: u64,
 ) -> Result<u64, String> {
     if kernel == 0 || stride == 0 || dilation == 0 {
-        return Err(format!("{op}: kernel, stride and dilation must be at least 1"));
+        return Err(format!(
+            "{op}: kernel, stride and dilation must be at least 1"
+        ));
     }
     let span = dilation * (kernel - 1) + 1;
     let padded = len + 2 * padding;
@@ -450,7 +452,10 @@ impl Op {
                 check_groups(name, c, *out, *groups)?;
                 let len = fixed_dim(name, s.dims()[2], "length dim")?;
                 let l = window_out(name, len, *kernel, *stride, *padding, *dilation)?;
-                Ok((Shape(vec![s.dims()[0], Dim::fixed(*out), Dim::fixed(l)]), f32))
+                Ok((
+                    Shape(vec![s.dims()[0], Dim::fixed(*out), Dim::fixed(l)]),
+                    f32,
+                ))
             }
             Op::Conv2d {
                 out,
@@ -506,7 +511,7 @@ impl Op {
                 let s = float_input(name, inputs, 0)?;
                 min_rank(name, &s, 2, "[B, C, ...]")?;
                 let c = fixed_dim(name, s.dims()[1], "channel dim")?;
-                if *groups == 0 || c % groups != 0 {
+                if *groups == 0 || !c.is_multiple_of(*groups) {
                     return Err(format!(
                         "group_norm: {c} channels do not split into {groups} groups"
                     ));
@@ -539,7 +544,8 @@ impl Op {
             }
             Op::Reshape { shape } => {
                 let (s, dtype) = inputs[0];
-                if s.numel() != shape.numel() || s.batch_axis().is_some() != shape.batch_axis().is_some()
+                if s.numel() != shape.numel()
+                    || s.batch_axis().is_some() != shape.batch_axis().is_some()
                 {
                     return Err(format!("reshape: cannot reshape {s} into {shape}"));
                 }
@@ -548,7 +554,11 @@ impl Op {
             Op::Permute { dims } => {
                 let (s, dtype) = inputs[0];
                 let mut seen = vec![false; s.rank()];
-                if dims.len() != s.rank() || dims.iter().any(|&d| d >= s.rank() || std::mem::replace(&mut seen[d], true)) {
+                if dims.len() != s.rank()
+                    || dims
+                        .iter()
+                        .any(|&d| d >= s.rank() || std::mem::replace(&mut seen[d], true))
+                {
                     return Err(format!(
                         "permute: {dims:?} is not a permutation of the {} axes of {s}",
                         s.rank()
@@ -665,7 +675,12 @@ impl Op {
                 let ho = window_out(name, h, kernel[0], stride[0], padding[0], 1)?;
                 let wo = window_out(name, w, kernel[1], stride[1], padding[1], 1)?;
                 Ok((
-                    Shape(vec![s.dims()[0], s.dims()[1], Dim::fixed(ho), Dim::fixed(wo)]),
+                    Shape(vec![
+                        s.dims()[0],
+                        s.dims()[1],
+                        Dim::fixed(ho),
+                        Dim::fixed(wo),
+                    ]),
                     f32,
                 ))
             }
@@ -783,7 +798,7 @@ impl Op {
 }
 
 fn check_groups(op: &str, c: u64, out: u64, groups: u64) -> Result<(), String> {
-    if groups == 0 || c % groups != 0 || out % groups != 0 {
+    if groups == 0 || !c.is_multiple_of(groups) || !out.is_multiple_of(groups) {
         return Err(format!(
             "{op}: groups={groups} must divide both the {c} input channels and the {out} output channels"
         ));

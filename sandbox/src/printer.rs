@@ -13,7 +13,12 @@ fn float(v: f64) -> String {
     if v.is_nan() {
         "float(\"nan\")".to_string()
     } else if v.is_infinite() {
-        if v > 0.0 { "float(\"inf\")" } else { "-float(\"inf\")" }.to_string()
+        if v > 0.0 {
+            "float(\"inf\")"
+        } else {
+            "-float(\"inf\")"
+        }
+        .to_string()
     } else {
         let s = format!("{v:?}");
         if s.contains('.') || s.contains('e') || s.contains("inf") {
@@ -36,7 +41,11 @@ fn usizes(v: &[usize]) -> String {
 
 /// A target shape as code writes it: the batch dim (plain or merged) as -1.
 fn script_shape(s: &Shape) -> String {
-    let items: Vec<String> = s.dims().iter().map(|d| d.as_script_int().to_string()).collect();
+    let items: Vec<String> = s
+        .dims()
+        .iter()
+        .map(|d| d.as_script_int().to_string())
+        .collect();
     format!("[{}]", items.join(", "))
 }
 
@@ -233,7 +242,12 @@ pub fn to_starlark(g: &ArchGraph) -> String {
     out
 }
 
-fn binary_tensor_first(g: &ArchGraph, n: &Node, op: &str, var: &dyn Fn(NodeId) -> String) -> String {
+fn binary_tensor_first(
+    g: &ArchGraph,
+    n: &Node,
+    op: &str,
+    var: &dyn Fn(NodeId) -> String,
+) -> String {
     let (l, r) = (n.inputs[0], n.inputs[1]);
     if let Op::Scalar { value } = g.nodes[l].op {
         // c - x == -x + c, c / x == pow(x, -1.0) * c
@@ -266,7 +280,10 @@ pub fn to_pytorch(g: &ArchGraph) -> String {
         let in_shape = n.inputs.first().map(|&i| &g.nodes[i].shape);
         let last = || in_shape.and_then(Shape::last).map_or(0, |d| d.size);
         let channels = || in_shape.map_or(0, |s| s.dims()[1].size);
-        let module = |modules: &mut HashMap<Vec<usize>, String>, init: &mut String, ctor: String| -> String {
+        let module = |modules: &mut HashMap<Vec<usize>, String>,
+                      init: &mut String,
+                      ctor: String|
+         -> String {
             if let Some(name) = modules.get(n.params.as_slice()) {
                 return name.clone();
             }
@@ -435,7 +452,11 @@ fn tuple(v: &[usize]) -> String {
 }
 
 fn tuple_i64(s: &Shape) -> String {
-    let items: Vec<String> = s.dims().iter().map(|d| d.as_script_int().to_string()).collect();
+    let items: Vec<String> = s
+        .dims()
+        .iter()
+        .map(|d| d.as_script_int().to_string())
+        .collect();
     if items.len() == 1 {
         format!("({},)", items[0])
     } else {

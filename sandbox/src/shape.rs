@@ -213,13 +213,26 @@ mod tests {
         assert_eq!(broadcast(&a, &b).unwrap().to_string(), "[B, 64, 8]");
         assert!(broadcast(&Shape::batched(&[3]), &Shape::fixed(&[4])).is_err());
         // The batch dim only matches itself or a fixed 1.
-        let merged = Shape(vec![Dim { size: 64, batch: true }, Dim::fixed(8)]);
+        let merged = Shape(vec![
+            Dim {
+                size: 64,
+                batch: true,
+            },
+            Dim::fixed(8),
+        ]);
         assert!(broadcast(&merged, &Shape::batched(&[8])).is_err());
     }
 
     #[test]
     fn dims_round_trip_through_json() {
-        let s = Shape(vec![Dim::BATCH, Dim { size: 64, batch: true }, Dim::fixed(3)]);
+        let s = Shape(vec![
+            Dim::BATCH,
+            Dim {
+                size: 64,
+                batch: true,
+            },
+            Dim::fixed(3),
+        ]);
         let text = serde_json::to_string(&s).unwrap();
         assert_eq!(text, r#"["B","B*64",3]"#);
         assert_eq!(serde_json::from_str::<Shape>(&text).unwrap(), s);

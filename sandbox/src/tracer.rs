@@ -135,7 +135,13 @@ fn with_builder<R>(f: impl FnOnce(&mut Builder) -> R) -> R {
 }
 
 impl Builder {
-    fn push(&mut self, op: Op, inputs: Vec<NodeId>, params: Vec<ParamId>, span: Option<Span>) -> Result<Tensor, String> {
+    fn push(
+        &mut self,
+        op: Op,
+        inputs: Vec<NodeId>,
+        params: Vec<ParamId>,
+        span: Option<Span>,
+    ) -> Result<Tensor, String> {
         let ins: Vec<(&Shape, DType)> = inputs
             .iter()
             .map(|&i| (&self.nodes[i].shape, self.nodes[i].dtype))
@@ -189,7 +195,13 @@ impl Builder {
     }
 
     /// A parameter op: create its parameters, or reuse those of an earlier call with `name`.
-    fn layer(&mut self, op: Op, input: Option<&Tensor>, name: Option<&str>, span: Option<Span>) -> Result<Tensor, String> {
+    fn layer(
+        &mut self,
+        op: Op,
+        input: Option<&Tensor>,
+        name: Option<&str>,
+        span: Option<Span>,
+    ) -> Result<Tensor, String> {
         let specs = op.param_specs(input.map(|t| &t.shape))?;
         let params = match name.and_then(|n| self.named.get(n)) {
             Some((first_op, ids, first_span)) => {
@@ -211,7 +223,11 @@ impl Builder {
                 ids.clone()
             }
             None => {
-                let added: u64 = specs.iter().filter(|s| s.role.trainable()).map(ParamSpec::numel).sum();
+                let added: u64 = specs
+                    .iter()
+                    .filter(|s| s.role.trainable())
+                    .map(ParamSpec::numel)
+                    .sum();
                 self.param_total = self.param_total.saturating_add(added);
                 if self.param_total > self.limits.max_params {
                     return Err(format!(
@@ -223,7 +239,8 @@ impl Builder {
                 self.params.extend(specs);
                 let ids: Vec<ParamId> = (first..self.params.len()).collect();
                 if let Some(n) = name {
-                    self.named.insert(n.to_string(), (op.clone(), ids.clone(), span));
+                    self.named
+                        .insert(n.to_string(), (op.clone(), ids.clone(), span));
                 }
                 ids
             }
@@ -278,14 +295,20 @@ fn operand(v: Value) -> Option<Result<NodeId, String>> {
     if let Some(t) = v.downcast_ref::<Tensor>() {
         return Some(Ok(t.node));
     }
-    let number = v
-        .unpack_i32()
-        .map(f64::from)
-        .or_else(|| v.downcast_ref::<starlark::values::float::StarlarkFloat>().map(|f| f.0))?;
+    let number = v.unpack_i32().map(f64::from).or_else(|| {
+        v.downcast_ref::<starlark::values::float::StarlarkFloat>()
+            .map(|f| f.0)
+    })?;
     Some(Ok(with_builder(|b| b.scalar(number))))
 }
 
-fn binary<'v>(op: Op, a: NodeId, b: Value<'v>, heap: Heap<'v>, swap: bool) -> Option<starlark::Result<Value<'v>>> {
+fn binary<'v>(
+    op: Op,
+    a: NodeId,
+    b: Value<'v>,
+    heap: Heap<'v>,
+    swap: bool,
+) -> Option<starlark::Result<Value<'v>>> {
     let b = match operand(b)? {
         Ok(b) => b,
         Err(e) => return Some(Err(value_error(e))),
@@ -337,7 +360,8 @@ impl<'v> StarlarkValue<'v> for Tensor {
     }
 
     fn sub(&self, other: Value<'v>, heap: Heap<'v>) -> starlark::Result<Value<'v>> {
-        binary(Op::Sub, self.node, other, heap, false).unwrap_or_else(|| Err(no_operand("-", other)))
+        binary(Op::Sub, self.node, other, heap, false)
+            .unwrap_or_else(|| Err(no_operand("-", other)))
     }
 
     fn mul(&self, rhs: Value<'v>, heap: Heap<'v>) -> Option<starlark::Result<Value<'v>>> {
@@ -349,7 +373,8 @@ impl<'v> StarlarkValue<'v> for Tensor {
     }
 
     fn div(&self, other: Value<'v>, heap: Heap<'v>) -> starlark::Result<Value<'v>> {
-        binary(Op::Div, self.node, other, heap, false).unwrap_or_else(|| Err(no_operand("/", other)))
+        binary(Op::Div, self.node, other, heap, false)
+            .unwrap_or_else(|| Err(no_operand("/", other)))
     }
 
     fn minus(&self, heap: Heap<'v>) -> starlark::Result<Value<'v>> {
@@ -399,7 +424,10 @@ fn pair(op: &str, what: &str, v: Value) -> anyhow::Result<[i32; 2]> {
             return Ok([h, w]);
         }
     }
-    anyhow::bail!("{op}: {what} must be an int or a pair of ints, got {}", v.to_repr())
+    anyhow::bail!(
+        "{op}: {what} must be an int or a pair of ints, got {}",
+        v.to_repr()
+    )
 }
 
 fn pair_sizes(op: &str, what: &str, v: Value, positive: bool) -> anyhow::Result<[u64; 2]> {
@@ -425,11 +453,16 @@ fn axes(op: &str, shape: &Shape, axis: Value) -> anyhow::Result<Vec<usize>> {
     } else if let Ok(Some(list)) = UnpackListOrTuple::<i32>::unpack_value(axis) {
         list.items
     } else {
-        anyhow::bail!("{op}: axis must be an int or a list of ints, got {}", axis.to_repr());
+        anyhow::bail!(
+            "{op}: axis must be an int or a list of ints, got {}",
+            axis.to_repr()
+        );
     };
     let mut out = Vec::new();
     for a in raw {
-        let a = shape.axis(a as i64).map_err(|e| anyhow::anyhow!("{op}: {e}"))?;
+        let a = shape
+            .axis(a as i64)
+            .map_err(|e| anyhow::anyhow!("{op}: {e}"))?;
         if !out.contains(&a) {
             out.push(a);
         }
@@ -439,7 +472,9 @@ fn axes(op: &str, shape: &Shape, axis: Value) -> anyhow::Result<Vec<usize>> {
 }
 
 fn one_axis(op: &str, shape: &Shape, axis: i32) -> anyhow::Result<usize> {
-    shape.axis(axis as i64).map_err(|e| anyhow::anyhow!("{op}: {e}"))
+    shape
+        .axis(axis as i64)
+        .map_err(|e| anyhow::anyhow!("{op}: {e}"))
 }
 
 fn node(eval: &Evaluator, op: Op, inputs: Vec<NodeId>) -> anyhow::Result<Tensor> {
@@ -447,7 +482,12 @@ fn node(eval: &Evaluator, op: Op, inputs: Vec<NodeId>) -> anyhow::Result<Tensor>
     with_builder(|b| b.push(op, inputs, Vec::new(), span)).map_err(|e| anyhow::anyhow!(e))
 }
 
-fn layer(eval: &Evaluator, op: Op, x: Option<&Tensor>, name: Option<&str>) -> anyhow::Result<Tensor> {
+fn layer(
+    eval: &Evaluator,
+    op: Op,
+    x: Option<&Tensor>,
+    name: Option<&str>,
+) -> anyhow::Result<Tensor> {
     let span = span_of(eval);
     with_builder(|b| b.layer(op, x, name, span)).map_err(|e| anyhow::anyhow!(e))
 }
@@ -479,7 +519,7 @@ pub(crate) fn reshape_target(x: &Shape, target: &[i32]) -> Result<Shape, String>
         .collect();
     match infer {
         Some(i) => {
-            if known == 0 || total % known != 0 {
+            if known == 0 || !total.is_multiple_of(known) {
                 return Err(format!("reshape: cannot reshape {x} into {target:?}"));
             }
             dims[i] = Dim {
@@ -500,605 +540,743 @@ pub(crate) fn reshape_target(x: &Shape, target: &[i32]) -> Result<Shape, String>
     Ok(Shape(dims))
 }
 
-#[starlark_module]
-fn arch_ops(builder: &mut GlobalsBuilder) {
-    fn linear<'v>(
-        x: &Tensor,
-        out: i32,
-        #[starlark(default = true)] bias: bool,
-        #[starlark(require = named)] name: Option<&str>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let out = size("linear", "out", out)?;
-        layer(eval, Op::Linear { out, bias }, Some(x), name)
-    }
+/// The builtins, one per function of the registry. Signatures mirror the language's keyword
+/// arguments (conv2d has ten), hence the lint exception.
+#[allow(clippy::too_many_arguments)]
+mod builtins {
+    use super::*;
 
-    fn conv1d<'v>(
-        x: &Tensor,
-        out: i32,
-        kernel: i32,
-        #[starlark(default = 1)] stride: i32,
-        #[starlark(default = 0)] padding: i32,
-        #[starlark(default = 1)] groups: i32,
-        #[starlark(default = 1)] dilation: i32,
-        #[starlark(default = true)] bias: bool,
-        #[starlark(require = named)] name: Option<&str>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let op = Op::Conv1d {
-            out: size("conv1d", "out", out)?,
-            kernel: size("conv1d", "kernel", kernel)?,
-            stride: size("conv1d", "stride", stride)?,
-            padding: non_negative("conv1d", "padding", padding)?,
-            dilation: size("conv1d", "dilation", dilation)?,
-            groups: size("conv1d", "groups", groups)?,
-            bias,
-        };
-        layer(eval, op, Some(x), name)
-    }
-
-    fn conv2d<'v>(
-        x: &Tensor,
-        out: i32,
-        kernel: Value<'v>,
-        #[starlark(default = 1)] stride: Value<'v>,
-        #[starlark(default = 0)] padding: Value<'v>,
-        #[starlark(default = 1)] groups: i32,
-        #[starlark(default = 1)] dilation: Value<'v>,
-        #[starlark(default = true)] bias: bool,
-        #[starlark(require = named)] name: Option<&str>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let op = Op::Conv2d {
-            out: size("conv2d", "out", out)?,
-            kernel: pair_sizes("conv2d", "kernel", kernel, true)?,
-            stride: pair_sizes("conv2d", "stride", stride, true)?,
-            padding: pair_sizes("conv2d", "padding", padding, false)?,
-            dilation: pair_sizes("conv2d", "dilation", dilation, true)?,
-            groups: size("conv2d", "groups", groups)?,
-            bias,
-        };
-        layer(eval, op, Some(x), name)
-    }
-
-    fn embedding<'v>(
-        ids: &Tensor,
-        vocab: i32,
-        dim: i32,
-        #[starlark(require = named)] name: Option<&str>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let op = Op::Embedding {
-            vocab: size("embedding", "vocab", vocab)?,
-            dim: size("embedding", "dim", dim)?,
-        };
-        layer(eval, op, Some(ids), name)
-    }
-
-    fn layer_norm<'v>(
-        x: &Tensor,
-        #[starlark(default = UnpackFloat(1e-5))] eps: UnpackFloat,
-        #[starlark(require = named)] name: Option<&str>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        layer(eval, Op::LayerNorm { eps: eps.0 }, Some(x), name)
-    }
-
-    fn rms_norm<'v>(
-        x: &Tensor,
-        #[starlark(default = UnpackFloat(1e-6))] eps: UnpackFloat,
-        #[starlark(require = named)] name: Option<&str>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        layer(eval, Op::RmsNorm { eps: eps.0 }, Some(x), name)
-    }
-
-    fn batch_norm<'v>(
-        x: &Tensor,
-        #[starlark(default = UnpackFloat(1e-5))] eps: UnpackFloat,
-        #[starlark(default = UnpackFloat(0.1))] momentum: UnpackFloat,
-        #[starlark(require = named)] name: Option<&str>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        layer(eval, Op::BatchNorm { eps: eps.0, momentum: momentum.0 }, Some(x), name)
-    }
-
-    fn group_norm<'v>(
-        x: &Tensor,
-        groups: i32,
-        #[starlark(default = UnpackFloat(1e-5))] eps: UnpackFloat,
-        #[starlark(require = named)] name: Option<&str>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let groups = size("group_norm", "groups", groups)?;
-        layer(eval, Op::GroupNorm { groups, eps: eps.0 }, Some(x), name)
-    }
-
-    fn param<'v>(
-        shape: UnpackListOrTuple<i32>,
-        #[starlark(default = "normal")] init: &str,
-        #[starlark(default = UnpackFloat(0.02))] std: UnpackFloat,
-        #[starlark(require = named)] name: Option<&str>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let dims = shape
-            .items
-            .iter()
-            .map(|&d| size("param", "every dim", d))
-            .collect::<anyhow::Result<Vec<u64>>>()?;
-        let init = match init {
-            "normal" => crate::graph::Init::Normal { std: std.0 },
-            "uniform" => crate::graph::Init::Uniform { low: -std.0, high: std.0 },
-            "zeros" => crate::graph::Init::Zeros,
-            "ones" => crate::graph::Init::Ones,
-            other => anyhow::bail!(
-                "param: init must be \"normal\", \"uniform\", \"zeros\" or \"ones\", got {other:?}"
-            ),
-        };
-        let spec = ParamSpec {
-            shape: dims,
-            init,
-            role: crate::graph::ParamRole::Weight,
-        };
-        let span = span_of(eval);
-        with_builder(|b| b.raw_param(spec, name, span)).map_err(|e| anyhow::anyhow!(e))
-    }
-
-    fn neg<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        node(eval, Op::Neg, vec![x.node])
-    }
-    fn relu<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        node(eval, Op::Relu, vec![x.node])
-    }
-    fn gelu<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        node(eval, Op::Gelu, vec![x.node])
-    }
-    fn silu<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        node(eval, Op::Silu, vec![x.node])
-    }
-    fn sigmoid<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        node(eval, Op::Sigmoid, vec![x.node])
-    }
-    fn tanh<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        node(eval, Op::Tanh, vec![x.node])
-    }
-    fn softplus<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        node(eval, Op::Softplus, vec![x.node])
-    }
-    fn elu<'v>(
-        x: &Tensor,
-        #[starlark(default = UnpackFloat(1.0))] alpha: UnpackFloat,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        node(eval, Op::Elu { alpha: alpha.0 }, vec![x.node])
-    }
-    fn exp<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        node(eval, Op::Exp, vec![x.node])
-    }
-    fn log<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        node(eval, Op::Log, vec![x.node])
-    }
-    fn sqrt<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        node(eval, Op::Sqrt, vec![x.node])
-    }
-    fn square<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        node(eval, Op::Square, vec![x.node])
-    }
-
-    fn abs<'v>(x: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Value<'v>> {
-        if let Some(t) = x.downcast_ref::<Tensor>() {
-            let out = node(eval, Op::Abs, vec![t.node])?;
-            return Ok(eval.heap().alloc(out));
+    #[starlark_module]
+    pub(super) fn arch_ops(builder: &mut GlobalsBuilder) {
+        fn linear<'v>(
+            x: &Tensor,
+            out: i32,
+            #[starlark(default = true)] bias: bool,
+            #[starlark(require = named)] name: Option<&str>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let out = size("linear", "out", out)?;
+            layer(eval, Op::Linear { out, bias }, Some(x), name)
         }
-        if let Some(i) = x.unpack_i32() {
-            return Ok(eval.heap().alloc(i.abs()));
-        }
-        match x.downcast_ref::<starlark::values::float::StarlarkFloat>() {
-            Some(f) => Ok(eval.heap().alloc(f.0.abs())),
-            None => anyhow::bail!("abs expects a tensor or a number, got {}", x.get_type()),
-        }
-    }
 
-    fn pow<'v>(x: &Tensor, exponent: UnpackFloat, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        node(eval, Op::Pow { exponent: exponent.0 }, vec![x.node])
-    }
-
-    fn clamp<'v>(
-        x: &Tensor,
-        #[starlark(default = NoneOr::None)] min: NoneOr<UnpackFloat>,
-        #[starlark(default = NoneOr::None)] max: NoneOr<UnpackFloat>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let (min, max) = (min.into_option().map(|f| f.0), max.into_option().map(|f| f.0));
-        if let (Some(lo), Some(hi)) = (min, max) {
-            if lo > hi {
-                anyhow::bail!("clamp: min {lo} is above max {hi}");
-            }
-        }
-        node(eval, Op::Clamp { min, max }, vec![x.node])
-    }
-
-    fn maximum<'v>(a: Value<'v>, b: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        let (a, b) = (operand_node("maximum", a)?, operand_node("maximum", b)?);
-        node(eval, Op::Maximum, vec![a, b])
-    }
-
-    fn minimum<'v>(a: Value<'v>, b: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        let (a, b) = (operand_node("minimum", a)?, operand_node("minimum", b)?);
-        node(eval, Op::Minimum, vec![a, b])
-    }
-
-    fn sum<'v>(
-        x: &Tensor,
-        #[starlark(default = -1)] axis: Value<'v>,
-        #[starlark(default = false)] keepdim: bool,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let axes = axes("sum", &x.shape, axis)?;
-        node(eval, Op::Sum { axes, keepdim }, vec![x.node])
-    }
-
-    fn mean<'v>(
-        x: &Tensor,
-        #[starlark(default = -1)] axis: Value<'v>,
-        #[starlark(default = false)] keepdim: bool,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let axes = axes("mean", &x.shape, axis)?;
-        node(eval, Op::Mean { axes, keepdim }, vec![x.node])
-    }
-
-    /// `max(x, axis=-1)` on a tensor; Starlark's `max` on anything else.
-    fn max<'v>(
-        #[starlark(args)] args: UnpackTuple<Value<'v>>,
-        #[starlark(require = named)] axis: Option<Value<'v>>,
-        #[starlark(require = named)] keepdim: Option<bool>,
-        #[starlark(require = named)] key: Option<Value<'v>>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Value<'v>> {
-        if let Some(x) = args.items.first().and_then(|v| v.downcast_ref::<Tensor>()) {
-            let axis = match (axis, args.items.get(1)) {
-                (Some(a), None) => a,
-                (None, Some(&a)) => a,
-                (None, None) => eval.heap().alloc(-1),
-                (Some(_), Some(_)) => anyhow::bail!("max: axis given twice"),
+        fn conv1d<'v>(
+            x: &Tensor,
+            out: i32,
+            kernel: i32,
+            #[starlark(default = 1)] stride: i32,
+            #[starlark(default = 0)] padding: i32,
+            #[starlark(default = 1)] groups: i32,
+            #[starlark(default = 1)] dilation: i32,
+            #[starlark(default = true)] bias: bool,
+            #[starlark(require = named)] name: Option<&str>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let op = Op::Conv1d {
+                out: size("conv1d", "out", out)?,
+                kernel: size("conv1d", "kernel", kernel)?,
+                stride: size("conv1d", "stride", stride)?,
+                padding: non_negative("conv1d", "padding", padding)?,
+                dilation: size("conv1d", "dilation", dilation)?,
+                groups: size("conv1d", "groups", groups)?,
+                bias,
             };
-            if args.items.len() > 2 {
-                anyhow::bail!("max(x, axis=-1, keepdim=False) takes one tensor; use maximum(a, b) elementwise");
-            }
-            let axes = axes("max", &x.shape, axis)?;
-            let out = node(eval, Op::Max { axes, keepdim: keepdim.unwrap_or(false) }, vec![x.node])?;
-            return Ok(eval.heap().alloc(out));
+            layer(eval, op, Some(x), name)
         }
-        let builtin = STANDARD
-            .iter()
-            .find(|(n, _)| *n == "max")
-            .map(|(_, v)| v)
-            .expect("the standard library has max")
-            .to_value();
-        let named: Vec<(&str, Value)> = key.map(|k| ("key", k)).into_iter().collect();
-        eval.eval_function(builtin, &args.items, &named)
-            .map_err(|e| e.into_anyhow())
-    }
 
-    fn logsumexp<'v>(
-        x: &Tensor,
-        #[starlark(default = -1)] axis: i32,
-        #[starlark(default = false)] keepdim: bool,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let axis = one_axis("logsumexp", &x.shape, axis)?;
-        node(eval, Op::Logsumexp { axis, keepdim }, vec![x.node])
-    }
-
-    fn softmax<'v>(
-        x: &Tensor,
-        #[starlark(default = -1)] axis: i32,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let axis = one_axis("softmax", &x.shape, axis)?;
-        node(eval, Op::Softmax { axis }, vec![x.node])
-    }
-
-    fn log_softmax<'v>(
-        x: &Tensor,
-        #[starlark(default = -1)] axis: i32,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let axis = one_axis("log_softmax", &x.shape, axis)?;
-        node(eval, Op::LogSoftmax { axis }, vec![x.node])
-    }
-
-    fn cumsum<'v>(x: &Tensor, axis: i32, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        let axis = one_axis("cumsum", &x.shape, axis)?;
-        node(eval, Op::Cumsum { axis }, vec![x.node])
-    }
-
-    fn reshape<'v>(
-        x: &Tensor,
-        shape: UnpackListOrTuple<i32>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let shape = reshape_target(&x.shape, &shape.items).map_err(|e| anyhow::anyhow!(e))?;
-        node(eval, Op::Reshape { shape }, vec![x.node])
-    }
-
-    fn permute<'v>(
-        x: &Tensor,
-        dims: UnpackListOrTuple<i32>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let dims = dims
-            .items
-            .iter()
-            .map(|&d| one_axis("permute", &x.shape, d))
-            .collect::<anyhow::Result<Vec<usize>>>()?;
-        node(eval, Op::Permute { dims }, vec![x.node])
-    }
-
-    fn transpose<'v>(
-        x: &Tensor,
-        #[starlark(default = -2)] a: i32,
-        #[starlark(default = -1)] b: i32,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let a = one_axis("transpose", &x.shape, a)?;
-        let b = one_axis("transpose", &x.shape, b)?;
-        let mut dims: Vec<usize> = (0..x.shape.rank()).collect();
-        dims.swap(a, b);
-        node(eval, Op::Permute { dims }, vec![x.node])
-    }
-
-    fn flatten<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        if x.shape.rank() < 2 {
-            anyhow::bail!("flatten needs a tensor of rank 2 or more, got {}", x.shape);
+        fn conv2d<'v>(
+            x: &Tensor,
+            out: i32,
+            kernel: Value<'v>,
+            #[starlark(default = 1)] stride: Value<'v>,
+            #[starlark(default = 0)] padding: Value<'v>,
+            #[starlark(default = 1)] groups: i32,
+            #[starlark(default = 1)] dilation: Value<'v>,
+            #[starlark(default = true)] bias: bool,
+            #[starlark(require = named)] name: Option<&str>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let op = Op::Conv2d {
+                out: size("conv2d", "out", out)?,
+                kernel: pair_sizes("conv2d", "kernel", kernel, true)?,
+                stride: pair_sizes("conv2d", "stride", stride, true)?,
+                padding: pair_sizes("conv2d", "padding", padding, false)?,
+                dilation: pair_sizes("conv2d", "dilation", dilation, true)?,
+                groups: size("conv2d", "groups", groups)?,
+                bias,
+            };
+            layer(eval, op, Some(x), name)
         }
-        let rest: u64 = x.shape.dims()[1..].iter().map(|d| d.size).product();
-        if x.shape.dims()[1..].iter().any(|d| d.batch) {
-            anyhow::bail!("flatten keeps dim 0, but the batch of {} is not there", x.shape);
-        }
-        let shape = Shape(vec![x.shape.dims()[0], Dim::fixed(rest)]);
-        node(eval, Op::Reshape { shape }, vec![x.node])
-    }
 
-    fn concat<'v>(
-        xs: UnpackListOrTuple<Value<'v>>,
-        #[starlark(default = -1)] axis: i32,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let tensors = xs
-            .items
-            .iter()
-            .map(|&v| tensor_of("concat", v))
-            .collect::<anyhow::Result<Vec<&Tensor>>>()?;
-        let first = tensors.first().ok_or_else(|| anyhow::anyhow!("concat needs at least one tensor"))?;
-        let axis = one_axis("concat", &first.shape, axis)?;
-        node(eval, Op::Concat { axis }, tensors.iter().map(|t| t.node).collect())
-    }
-
-    fn split<'v>(
-        x: &Tensor,
-        sections: Value<'v>,
-        #[starlark(default = -1)] axis: i32,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Vec<Tensor>> {
-        let axis = one_axis("split", &x.shape, axis)?;
-        let len = x.shape.dims()[axis];
-        if len.batch {
-            anyhow::bail!("split along axis {axis} of {} would split the batch", x.shape);
+        fn embedding<'v>(
+            ids: &Tensor,
+            vocab: i32,
+            dim: i32,
+            #[starlark(require = named)] name: Option<&str>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let op = Op::Embedding {
+                vocab: size("embedding", "vocab", vocab)?,
+                dim: size("embedding", "dim", dim)?,
+            };
+            layer(eval, op, Some(ids), name)
         }
-        let sizes: Vec<u64> = if let Some(n) = sections.unpack_i32() {
-            let n = size("split", "sections", n)?;
-            if len.size % n != 0 {
-                anyhow::bail!("split: axis {axis} of size {} does not split into {n} equal parts", len.size);
-            }
-            vec![len.size / n; n as usize]
-        } else if let Ok(Some(list)) = UnpackListOrTuple::<i32>::unpack_value(sections) {
-            let sizes = list
+
+        fn layer_norm<'v>(
+            x: &Tensor,
+            #[starlark(default = UnpackFloat(1e-5))] eps: UnpackFloat,
+            #[starlark(require = named)] name: Option<&str>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            layer(eval, Op::LayerNorm { eps: eps.0 }, Some(x), name)
+        }
+
+        fn rms_norm<'v>(
+            x: &Tensor,
+            #[starlark(default = UnpackFloat(1e-6))] eps: UnpackFloat,
+            #[starlark(require = named)] name: Option<&str>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            layer(eval, Op::RmsNorm { eps: eps.0 }, Some(x), name)
+        }
+
+        fn batch_norm<'v>(
+            x: &Tensor,
+            #[starlark(default = UnpackFloat(1e-5))] eps: UnpackFloat,
+            #[starlark(default = UnpackFloat(0.1))] momentum: UnpackFloat,
+            #[starlark(require = named)] name: Option<&str>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            layer(
+                eval,
+                Op::BatchNorm {
+                    eps: eps.0,
+                    momentum: momentum.0,
+                },
+                Some(x),
+                name,
+            )
+        }
+
+        fn group_norm<'v>(
+            x: &Tensor,
+            groups: i32,
+            #[starlark(default = UnpackFloat(1e-5))] eps: UnpackFloat,
+            #[starlark(require = named)] name: Option<&str>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let groups = size("group_norm", "groups", groups)?;
+            layer(eval, Op::GroupNorm { groups, eps: eps.0 }, Some(x), name)
+        }
+
+        fn param<'v>(
+            shape: UnpackListOrTuple<i32>,
+            #[starlark(default = "normal")] init: &str,
+            #[starlark(default = UnpackFloat(0.02))] std: UnpackFloat,
+            #[starlark(require = named)] name: Option<&str>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let dims = shape
                 .items
                 .iter()
-                .map(|&s| size("split", "every size", s))
+                .map(|&d| size("param", "every dim", d))
                 .collect::<anyhow::Result<Vec<u64>>>()?;
-            if sizes.iter().sum::<u64>() != len.size {
-                anyhow::bail!("split: sizes {sizes:?} do not add up to {}", len.size);
+            let init = match init {
+                "normal" => crate::graph::Init::Normal { std: std.0 },
+                "uniform" => crate::graph::Init::Uniform {
+                    low: -std.0,
+                    high: std.0,
+                },
+                "zeros" => crate::graph::Init::Zeros,
+                "ones" => crate::graph::Init::Ones,
+                other => anyhow::bail!(
+                    "param: init must be \"normal\", \"uniform\", \"zeros\" or \"ones\", got {other:?}"
+                ),
+            };
+            let spec = ParamSpec {
+                shape: dims,
+                init,
+                role: crate::graph::ParamRole::Weight,
+            };
+            let span = span_of(eval);
+            with_builder(|b| b.raw_param(spec, name, span)).map_err(|e| anyhow::anyhow!(e))
+        }
+
+        fn neg<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
+            node(eval, Op::Neg, vec![x.node])
+        }
+        fn relu<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
+            node(eval, Op::Relu, vec![x.node])
+        }
+        fn gelu<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
+            node(eval, Op::Gelu, vec![x.node])
+        }
+        fn silu<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
+            node(eval, Op::Silu, vec![x.node])
+        }
+        fn sigmoid<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
+            node(eval, Op::Sigmoid, vec![x.node])
+        }
+        fn tanh<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
+            node(eval, Op::Tanh, vec![x.node])
+        }
+        fn softplus<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
+            node(eval, Op::Softplus, vec![x.node])
+        }
+        fn elu<'v>(
+            x: &Tensor,
+            #[starlark(default = UnpackFloat(1.0))] alpha: UnpackFloat,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            node(eval, Op::Elu { alpha: alpha.0 }, vec![x.node])
+        }
+        fn exp<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
+            node(eval, Op::Exp, vec![x.node])
+        }
+        fn log<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
+            node(eval, Op::Log, vec![x.node])
+        }
+        fn sqrt<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
+            node(eval, Op::Sqrt, vec![x.node])
+        }
+        fn square<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
+            node(eval, Op::Square, vec![x.node])
+        }
+
+        fn abs<'v>(x: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Value<'v>> {
+            if let Some(t) = x.downcast_ref::<Tensor>() {
+                let out = node(eval, Op::Abs, vec![t.node])?;
+                return Ok(eval.heap().alloc(out));
             }
-            sizes
-        } else {
-            anyhow::bail!("split: sections must be an int or a list of sizes");
-        };
-        let mut start = 0;
-        let mut parts = Vec::new();
-        for s in sizes {
-            parts.push(node(eval, Op::Slice { axis, start, end: start + s }, vec![x.node])?);
-            start += s;
+            if let Some(i) = x.unpack_i32() {
+                return Ok(eval.heap().alloc(i.abs()));
+            }
+            match x.downcast_ref::<starlark::values::float::StarlarkFloat>() {
+                Some(f) => Ok(eval.heap().alloc(f.0.abs())),
+                None => anyhow::bail!("abs expects a tensor or a number, got {}", x.get_type()),
+            }
         }
-        Ok(parts)
-    }
 
-    fn slice<'v>(
-        x: &Tensor,
-        axis: i32,
-        start: i32,
-        end: i32,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let axis = one_axis("slice", &x.shape, axis)?;
-        let len = x.shape.dims()[axis].size as i64;
-        let resolve = |i: i32| {
-            let i = i as i64;
-            (if i < 0 { i + len } else { i }).clamp(0, len) as u64
-        };
-        node(eval, Op::Slice { axis, start: resolve(start), end: resolve(end) }, vec![x.node])
-    }
-
-    fn pad<'v>(
-        x: &Tensor,
-        pads: UnpackListOrTuple<i32>,
-        #[starlark(default = -1)] axis: i32,
-        #[starlark(default = UnpackFloat(0.0))] value: UnpackFloat,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let [before, after] = pads.items[..] else {
-            anyhow::bail!("pad: pads must be [before, after], got {:?}", pads.items);
-        };
-        let axis = one_axis("pad", &x.shape, axis)?;
-        let op = Op::Pad {
-            axis,
-            before: non_negative("pad", "before", before)?,
-            after: non_negative("pad", "after", after)?,
-            value: value.0,
-        };
-        node(eval, op, vec![x.node])
-    }
-
-    fn unsqueeze<'v>(x: &Tensor, axis: i32, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        let rank = x.shape.rank() as i64 + 1;
-        let a = axis as i64;
-        let a = if a < 0 { a + rank } else { a };
-        if a < 0 || a >= rank {
-            anyhow::bail!("unsqueeze: axis {axis} is out of range for {}", x.shape);
+        fn pow<'v>(
+            x: &Tensor,
+            exponent: UnpackFloat,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            node(
+                eval,
+                Op::Pow {
+                    exponent: exponent.0,
+                },
+                vec![x.node],
+            )
         }
-        let mut dims = x.shape.0.clone();
-        dims.insert(a as usize, Dim::fixed(1));
-        node(eval, Op::Reshape { shape: Shape(dims) }, vec![x.node])
-    }
 
-    fn squeeze<'v>(x: &Tensor, axis: i32, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        let a = one_axis("squeeze", &x.shape, axis)?;
-        if x.shape.dims()[a] != Dim::fixed(1) {
-            anyhow::bail!("squeeze: axis {a} of {} is not of size 1", x.shape);
+        fn clamp<'v>(
+            x: &Tensor,
+            #[starlark(default = NoneOr::None)] min: NoneOr<UnpackFloat>,
+            #[starlark(default = NoneOr::None)] max: NoneOr<UnpackFloat>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let (min, max) = (
+                min.into_option().map(|f| f.0),
+                max.into_option().map(|f| f.0),
+            );
+            if let (Some(lo), Some(hi)) = (min, max) {
+                if lo > hi {
+                    anyhow::bail!("clamp: min {lo} is above max {hi}");
+                }
+            }
+            node(eval, Op::Clamp { min, max }, vec![x.node])
         }
-        let mut dims = x.shape.0.clone();
-        dims.remove(a);
-        node(eval, Op::Reshape { shape: Shape(dims) }, vec![x.node])
-    }
 
-    fn expand<'v>(
-        x: &Tensor,
-        shape: UnpackListOrTuple<i32>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let target = &shape.items;
-        if target.len() < x.shape.rank() {
-            anyhow::bail!("expand: {target:?} has fewer dims than {}", x.shape);
+        fn maximum<'v>(
+            a: Value<'v>,
+            b: Value<'v>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let (a, b) = (operand_node("maximum", a)?, operand_node("maximum", b)?);
+            node(eval, Op::Maximum, vec![a, b])
         }
-        let offset = target.len() - x.shape.rank();
-        let mut dims = Vec::new();
-        for (i, &d) in target.iter().enumerate() {
-            dims.push(match d {
-                -1 if i >= offset => x.shape.dims()[i - offset],
-                d if d > 0 => Dim::fixed(d as u64),
-                d => anyhow::bail!("expand: dim {d} must be positive, or -1 to keep an existing dim"),
-            });
+
+        fn minimum<'v>(
+            a: Value<'v>,
+            b: Value<'v>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let (a, b) = (operand_node("minimum", a)?, operand_node("minimum", b)?);
+            node(eval, Op::Minimum, vec![a, b])
         }
-        node(eval, Op::Expand { shape: Shape(dims) }, vec![x.node])
-    }
 
-    fn matmul<'v>(a: &Tensor, b: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        node(eval, Op::Matmul, vec![a.node, b.node])
-    }
+        fn sum<'v>(
+            x: &Tensor,
+            #[starlark(default = -1)] axis: Value<'v>,
+            #[starlark(default = false)] keepdim: bool,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let axes = axes("sum", &x.shape, axis)?;
+            node(eval, Op::Sum { axes, keepdim }, vec![x.node])
+        }
 
-    fn einsum<'v>(
-        equation: &str,
-        a: &Tensor,
-        b: Option<&Tensor>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let plan = crate::einsum::plan(equation, &a.shape, b.map(|t| &t.shape))
-            .map_err(|e| anyhow::anyhow!(e))?;
-        let span = span_of(eval);
-        with_builder(|builder| {
-            plan.apply(a.node, b.map(|t| t.node), &mut |op, inputs| {
-                builder.push(op, inputs, Vec::new(), span).map(|t| t.node)
+        fn mean<'v>(
+            x: &Tensor,
+            #[starlark(default = -1)] axis: Value<'v>,
+            #[starlark(default = false)] keepdim: bool,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let axes = axes("mean", &x.shape, axis)?;
+            node(eval, Op::Mean { axes, keepdim }, vec![x.node])
+        }
+
+        /// `max(x, axis=-1)` on a tensor; Starlark's `max` on anything else.
+        fn max<'v>(
+            #[starlark(args)] args: UnpackTuple<Value<'v>>,
+            #[starlark(require = named)] axis: Option<Value<'v>>,
+            #[starlark(require = named)] keepdim: Option<bool>,
+            #[starlark(require = named)] key: Option<Value<'v>>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Value<'v>> {
+            if let Some(x) = args.items.first().and_then(|v| v.downcast_ref::<Tensor>()) {
+                let axis = match (axis, args.items.get(1)) {
+                    (Some(a), None) => a,
+                    (None, Some(&a)) => a,
+                    (None, None) => eval.heap().alloc(-1),
+                    (Some(_), Some(_)) => anyhow::bail!("max: axis given twice"),
+                };
+                if args.items.len() > 2 {
+                    anyhow::bail!("max(x, axis=-1, keepdim=False) takes one tensor; use maximum(a, b) elementwise");
+                }
+                let axes = axes("max", &x.shape, axis)?;
+                let out = node(
+                    eval,
+                    Op::Max {
+                        axes,
+                        keepdim: keepdim.unwrap_or(false),
+                    },
+                    vec![x.node],
+                )?;
+                return Ok(eval.heap().alloc(out));
+            }
+            let builtin = STANDARD
+                .iter()
+                .find(|(n, _)| *n == "max")
+                .map(|(_, v)| v)
+                .expect("the standard library has max")
+                .to_value();
+            let named: Vec<(&str, Value)> = key.map(|k| ("key", k)).into_iter().collect();
+            eval.eval_function(builtin, &args.items, &named)
+                .map_err(|e| e.into_anyhow())
+        }
+
+        fn logsumexp<'v>(
+            x: &Tensor,
+            #[starlark(default = -1)] axis: i32,
+            #[starlark(default = false)] keepdim: bool,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let axis = one_axis("logsumexp", &x.shape, axis)?;
+            node(eval, Op::Logsumexp { axis, keepdim }, vec![x.node])
+        }
+
+        fn softmax<'v>(
+            x: &Tensor,
+            #[starlark(default = -1)] axis: i32,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let axis = one_axis("softmax", &x.shape, axis)?;
+            node(eval, Op::Softmax { axis }, vec![x.node])
+        }
+
+        fn log_softmax<'v>(
+            x: &Tensor,
+            #[starlark(default = -1)] axis: i32,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let axis = one_axis("log_softmax", &x.shape, axis)?;
+            node(eval, Op::LogSoftmax { axis }, vec![x.node])
+        }
+
+        fn cumsum<'v>(
+            x: &Tensor,
+            axis: i32,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let axis = one_axis("cumsum", &x.shape, axis)?;
+            node(eval, Op::Cumsum { axis }, vec![x.node])
+        }
+
+        fn reshape<'v>(
+            x: &Tensor,
+            shape: UnpackListOrTuple<i32>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let shape = reshape_target(&x.shape, &shape.items).map_err(|e| anyhow::anyhow!(e))?;
+            node(eval, Op::Reshape { shape }, vec![x.node])
+        }
+
+        fn permute<'v>(
+            x: &Tensor,
+            dims: UnpackListOrTuple<i32>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let dims = dims
+                .items
+                .iter()
+                .map(|&d| one_axis("permute", &x.shape, d))
+                .collect::<anyhow::Result<Vec<usize>>>()?;
+            node(eval, Op::Permute { dims }, vec![x.node])
+        }
+
+        fn transpose<'v>(
+            x: &Tensor,
+            #[starlark(default = -2)] a: i32,
+            #[starlark(default = -1)] b: i32,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let a = one_axis("transpose", &x.shape, a)?;
+            let b = one_axis("transpose", &x.shape, b)?;
+            let mut dims: Vec<usize> = (0..x.shape.rank()).collect();
+            dims.swap(a, b);
+            node(eval, Op::Permute { dims }, vec![x.node])
+        }
+
+        fn flatten<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
+            if x.shape.rank() < 2 {
+                anyhow::bail!("flatten needs a tensor of rank 2 or more, got {}", x.shape);
+            }
+            let rest: u64 = x.shape.dims()[1..].iter().map(|d| d.size).product();
+            if x.shape.dims()[1..].iter().any(|d| d.batch) {
+                anyhow::bail!(
+                    "flatten keeps dim 0, but the batch of {} is not there",
+                    x.shape
+                );
+            }
+            let shape = Shape(vec![x.shape.dims()[0], Dim::fixed(rest)]);
+            node(eval, Op::Reshape { shape }, vec![x.node])
+        }
+
+        fn concat<'v>(
+            xs: UnpackListOrTuple<Value<'v>>,
+            #[starlark(default = -1)] axis: i32,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let tensors = xs
+                .items
+                .iter()
+                .map(|&v| tensor_of("concat", v))
+                .collect::<anyhow::Result<Vec<&Tensor>>>()?;
+            let first = tensors
+                .first()
+                .ok_or_else(|| anyhow::anyhow!("concat needs at least one tensor"))?;
+            let axis = one_axis("concat", &first.shape, axis)?;
+            node(
+                eval,
+                Op::Concat { axis },
+                tensors.iter().map(|t| t.node).collect(),
+            )
+        }
+
+        fn split<'v>(
+            x: &Tensor,
+            sections: Value<'v>,
+            #[starlark(default = -1)] axis: i32,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Vec<Tensor>> {
+            let axis = one_axis("split", &x.shape, axis)?;
+            let len = x.shape.dims()[axis];
+            if len.batch {
+                anyhow::bail!(
+                    "split along axis {axis} of {} would split the batch",
+                    x.shape
+                );
+            }
+            let sizes: Vec<u64> = if let Some(n) = sections.unpack_i32() {
+                let n = size("split", "sections", n)?;
+                if !len.size.is_multiple_of(n) {
+                    anyhow::bail!(
+                        "split: axis {axis} of size {} does not split into {n} equal parts",
+                        len.size
+                    );
+                }
+                vec![len.size / n; n as usize]
+            } else if let Ok(Some(list)) = UnpackListOrTuple::<i32>::unpack_value(sections) {
+                let sizes = list
+                    .items
+                    .iter()
+                    .map(|&s| size("split", "every size", s))
+                    .collect::<anyhow::Result<Vec<u64>>>()?;
+                if sizes.iter().sum::<u64>() != len.size {
+                    anyhow::bail!("split: sizes {sizes:?} do not add up to {}", len.size);
+                }
+                sizes
+            } else {
+                anyhow::bail!("split: sections must be an int or a list of sizes");
+            };
+            let mut start = 0;
+            let mut parts = Vec::new();
+            for s in sizes {
+                parts.push(node(
+                    eval,
+                    Op::Slice {
+                        axis,
+                        start,
+                        end: start + s,
+                    },
+                    vec![x.node],
+                )?);
+                start += s;
+            }
+            Ok(parts)
+        }
+
+        fn slice<'v>(
+            x: &Tensor,
+            axis: i32,
+            start: i32,
+            end: i32,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let axis = one_axis("slice", &x.shape, axis)?;
+            let len = x.shape.dims()[axis].size as i64;
+            let resolve = |i: i32| {
+                let i = i as i64;
+                (if i < 0 { i + len } else { i }).clamp(0, len) as u64
+            };
+            node(
+                eval,
+                Op::Slice {
+                    axis,
+                    start: resolve(start),
+                    end: resolve(end),
+                },
+                vec![x.node],
+            )
+        }
+
+        fn pad<'v>(
+            x: &Tensor,
+            pads: UnpackListOrTuple<i32>,
+            #[starlark(default = -1)] axis: i32,
+            #[starlark(default = UnpackFloat(0.0))] value: UnpackFloat,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let [before, after] = pads.items[..] else {
+                anyhow::bail!("pad: pads must be [before, after], got {:?}", pads.items);
+            };
+            let axis = one_axis("pad", &x.shape, axis)?;
+            let op = Op::Pad {
+                axis,
+                before: non_negative("pad", "before", before)?,
+                after: non_negative("pad", "after", after)?,
+                value: value.0,
+            };
+            node(eval, op, vec![x.node])
+        }
+
+        fn unsqueeze<'v>(
+            x: &Tensor,
+            axis: i32,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let rank = x.shape.rank() as i64 + 1;
+            let a = axis as i64;
+            let a = if a < 0 { a + rank } else { a };
+            if a < 0 || a >= rank {
+                anyhow::bail!("unsqueeze: axis {axis} is out of range for {}", x.shape);
+            }
+            let mut dims = x.shape.0.clone();
+            dims.insert(a as usize, Dim::fixed(1));
+            node(eval, Op::Reshape { shape: Shape(dims) }, vec![x.node])
+        }
+
+        fn squeeze<'v>(
+            x: &Tensor,
+            axis: i32,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let a = one_axis("squeeze", &x.shape, axis)?;
+            if x.shape.dims()[a] != Dim::fixed(1) {
+                anyhow::bail!("squeeze: axis {a} of {} is not of size 1", x.shape);
+            }
+            let mut dims = x.shape.0.clone();
+            dims.remove(a);
+            node(eval, Op::Reshape { shape: Shape(dims) }, vec![x.node])
+        }
+
+        fn expand<'v>(
+            x: &Tensor,
+            shape: UnpackListOrTuple<i32>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let target = &shape.items;
+            if target.len() < x.shape.rank() {
+                anyhow::bail!("expand: {target:?} has fewer dims than {}", x.shape);
+            }
+            let offset = target.len() - x.shape.rank();
+            let mut dims = Vec::new();
+            for (i, &d) in target.iter().enumerate() {
+                dims.push(match d {
+                    -1 if i >= offset => x.shape.dims()[i - offset],
+                    d if d > 0 => Dim::fixed(d as u64),
+                    d => {
+                        anyhow::bail!(
+                            "expand: dim {d} must be positive, or -1 to keep an existing dim"
+                        )
+                    }
+                });
+            }
+            node(eval, Op::Expand { shape: Shape(dims) }, vec![x.node])
+        }
+
+        fn matmul<'v>(
+            a: &Tensor,
+            b: &Tensor,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            node(eval, Op::Matmul, vec![a.node, b.node])
+        }
+
+        fn einsum<'v>(
+            equation: &str,
+            a: &Tensor,
+            b: Option<&Tensor>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let plan = crate::einsum::plan(equation, &a.shape, b.map(|t| &t.shape))
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let span = span_of(eval);
+            with_builder(|builder| {
+                plan.apply(a.node, b.map(|t| t.node), &mut |op, inputs| {
+                    builder.push(op, inputs, Vec::new(), span).map(|t| t.node)
+                })
+                .map(|id| Tensor {
+                    node: id,
+                    shape: builder.nodes[id].shape.clone(),
+                    dtype: builder.nodes[id].dtype,
+                })
             })
-            .map(|id| Tensor {
-                node: id,
-                shape: builder.nodes[id].shape.clone(),
-                dtype: builder.nodes[id].dtype,
-            })
-        })
-        .map_err(|e| anyhow::anyhow!(e))
-    }
-
-    fn outer<'v>(a: &Tensor, b: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        let mut da = a.shape.0.clone();
-        da.push(Dim::fixed(1));
-        let mut db = b.shape.0.clone();
-        db.insert(db.len().saturating_sub(1), Dim::fixed(1));
-        if b.shape.rank() == 0 || a.shape.rank() == 0 {
-            anyhow::bail!("outer needs tensors of rank 1 or more");
+            .map_err(|e| anyhow::anyhow!(e))
         }
-        let ua = node(eval, Op::Reshape { shape: Shape(da) }, vec![a.node])?;
-        let ub = node(eval, Op::Reshape { shape: Shape(db) }, vec![b.node])?;
-        node(eval, Op::Mul, vec![ua.node, ub.node])
-    }
 
-    fn avg_pool2d<'v>(
-        x: &Tensor,
-        kernel: Value<'v>,
-        #[starlark(default = NoneOr::None)] stride: NoneOr<Value<'v>>,
-        #[starlark(default = 0)] padding: Value<'v>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let kernel = pair_sizes("avg_pool2d", "kernel", kernel, true)?;
-        let stride = match stride.into_option() {
-            Some(s) => pair_sizes("avg_pool2d", "stride", s, true)?,
-            None => kernel,
-        };
-        let padding = pair_sizes("avg_pool2d", "padding", padding, false)?;
-        node(eval, Op::AvgPool2d { kernel, stride, padding }, vec![x.node])
-    }
-
-    fn max_pool2d<'v>(
-        x: &Tensor,
-        kernel: Value<'v>,
-        #[starlark(default = NoneOr::None)] stride: NoneOr<Value<'v>>,
-        #[starlark(default = 0)] padding: Value<'v>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        let kernel = pair_sizes("max_pool2d", "kernel", kernel, true)?;
-        let stride = match stride.into_option() {
-            Some(s) => pair_sizes("max_pool2d", "stride", s, true)?,
-            None => kernel,
-        };
-        let padding = pair_sizes("max_pool2d", "padding", padding, false)?;
-        node(eval, Op::MaxPool2d { kernel, stride, padding }, vec![x.node])
-    }
-
-    fn global_avg_pool<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        if x.shape.rank() != 4 {
-            anyhow::bail!("global_avg_pool needs [B, C, H, W], got {}", x.shape);
+        fn outer<'v>(
+            a: &Tensor,
+            b: &Tensor,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let mut da = a.shape.0.clone();
+            da.push(Dim::fixed(1));
+            let mut db = b.shape.0.clone();
+            db.insert(db.len().saturating_sub(1), Dim::fixed(1));
+            if b.shape.rank() == 0 || a.shape.rank() == 0 {
+                anyhow::bail!("outer needs tensors of rank 1 or more");
+            }
+            let ua = node(eval, Op::Reshape { shape: Shape(da) }, vec![a.node])?;
+            let ub = node(eval, Op::Reshape { shape: Shape(db) }, vec![b.node])?;
+            node(eval, Op::Mul, vec![ua.node, ub.node])
         }
-        node(eval, Op::Mean { axes: vec![2, 3], keepdim: false }, vec![x.node])
-    }
 
-    fn causal_mask<'v>(size: i32, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-        let size = self::size("causal_mask", "size", size)?;
-        let span = span_of(eval);
-        Ok(with_builder(|b| b.mask(size, span)))
-    }
+        fn avg_pool2d<'v>(
+            x: &Tensor,
+            kernel: Value<'v>,
+            #[starlark(default = NoneOr::None)] stride: NoneOr<Value<'v>>,
+            #[starlark(default = 0)] padding: Value<'v>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let kernel = pair_sizes("avg_pool2d", "kernel", kernel, true)?;
+            let stride = match stride.into_option() {
+                Some(s) => pair_sizes("avg_pool2d", "stride", s, true)?,
+                None => kernel,
+            };
+            let padding = pair_sizes("avg_pool2d", "padding", padding, false)?;
+            node(
+                eval,
+                Op::AvgPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                },
+                vec![x.node],
+            )
+        }
 
-    fn scaled_dot_product_attention<'v>(
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        #[starlark(default = false)] causal: bool,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        node(eval, Op::ScaledDotProductAttention { causal }, vec![q.node, k.node, v.node])
-    }
+        fn max_pool2d<'v>(
+            x: &Tensor,
+            kernel: Value<'v>,
+            #[starlark(default = NoneOr::None)] stride: NoneOr<Value<'v>>,
+            #[starlark(default = 0)] padding: Value<'v>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            let kernel = pair_sizes("max_pool2d", "kernel", kernel, true)?;
+            let stride = match stride.into_option() {
+                Some(s) => pair_sizes("max_pool2d", "stride", s, true)?,
+                None => kernel,
+            };
+            let padding = pair_sizes("max_pool2d", "padding", padding, false)?;
+            node(
+                eval,
+                Op::MaxPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                },
+                vec![x.node],
+            )
+        }
 
-    fn dropout<'v>(
-        x: &Tensor,
-        #[starlark(default = UnpackFloat(0.1))] p: UnpackFloat,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Tensor> {
-        node(eval, Op::Dropout { p: p.0 }, vec![x.node])
+        fn global_avg_pool<'v>(
+            x: &Tensor,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            if x.shape.rank() != 4 {
+                anyhow::bail!("global_avg_pool needs [B, C, H, W], got {}", x.shape);
+            }
+            node(
+                eval,
+                Op::Mean {
+                    axes: vec![2, 3],
+                    keepdim: false,
+                },
+                vec![x.node],
+            )
+        }
+
+        fn causal_mask<'v>(size: i32, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
+            let size = self::size("causal_mask", "size", size)?;
+            let span = span_of(eval);
+            Ok(with_builder(|b| b.mask(size, span)))
+        }
+
+        fn scaled_dot_product_attention<'v>(
+            q: &Tensor,
+            k: &Tensor,
+            v: &Tensor,
+            #[starlark(default = false)] causal: bool,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            node(
+                eval,
+                Op::ScaledDotProductAttention { causal },
+                vec![q.node, k.node, v.node],
+            )
+        }
+
+        fn dropout<'v>(
+            x: &Tensor,
+            #[starlark(default = UnpackFloat(0.1))] p: UnpackFloat,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> anyhow::Result<Tensor> {
+            node(eval, Op::Dropout { p: p.0 }, vec![x.node])
+        }
     }
 }
 
+use builtins::arch_ops;
+
 impl Builder {
-    fn raw_param(&mut self, spec: ParamSpec, name: Option<&str>, span: Option<Span>) -> Result<Tensor, String> {
+    fn raw_param(
+        &mut self,
+        spec: ParamSpec,
+        name: Option<&str>,
+        span: Option<Span>,
+    ) -> Result<Tensor, String> {
         if let Some((first_op, ids, first_span)) = name.and_then(|n| self.named.get(n)) {
             if *first_op != Op::Param || self.params[ids[0]].shape != spec.shape {
                 return Err(format!(
@@ -1142,7 +1320,8 @@ impl Builder {
             span,
         });
         if let Some(n) = name {
-            self.named.insert(n.to_string(), (Op::Param, vec![before], span));
+            self.named
+                .insert(n.to_string(), (Op::Param, vec![before], span));
         }
         Ok(Tensor {
             node: id,
@@ -1231,13 +1410,16 @@ pub const SOURCE_NAME: &str = "model.star";
 /// Bounded by the tick budget, the wall deadline and the graph limits, but not in memory: code
 /// from an untrusted source should go through [`crate::isolate::trace_isolated`].
 pub fn trace(source: &str, config: &TraceConfig) -> TraceOutcome {
-    let missing = missing_syntax(source);
-    if !missing.is_empty() {
-        return TraceOutcome::invalid(missing);
-    }
     let ast = match AstModule::parse(SOURCE_NAME, source.to_owned(), &dialect()) {
         Ok(ast) => ast,
-        Err(e) => return TraceOutcome::invalid(vec![from_starlark(source, &e, &config.limits)]),
+        Err(e) => {
+            // Every Python construct Starlark lacks is a parse error; name them when present.
+            let missing = missing_syntax(source);
+            if !missing.is_empty() {
+                return TraceOutcome::invalid(missing);
+            }
+            return TraceOutcome::invalid(vec![from_starlark(source, &e, &config.limits)]);
+        }
     };
     BUILDER.with(|b| {
         *b.borrow_mut() = Some(Builder {
@@ -1252,7 +1434,9 @@ pub fn trace(source: &str, config: &TraceConfig) -> TraceOutcome {
         })
     });
     let result = run_model(source, ast, config);
-    let builder = BUILDER.with(|b| b.borrow_mut().take()).expect("builder installed above");
+    let builder = BUILDER
+        .with(|b| b.borrow_mut().take())
+        .expect("builder installed above");
     let (input, output) = match result {
         Ok(ids) => ids,
         Err(d) => return TraceOutcome::invalid(vec![d]),
@@ -1281,8 +1465,12 @@ pub fn trace(source: &str, config: &TraceConfig) -> TraceOutcome {
         params: builder.params,
         input,
         output,
-    }
-    .without_dead_code();
+    };
+    let graph = if graph.has_dead_code() {
+        graph.without_dead_code()
+    } else {
+        graph
+    };
     let stats = graph.stats();
     let fingerprint = graph.fingerprint();
     TraceOutcome::Ok(Box::new(Traced {
@@ -1301,7 +1489,11 @@ fn def_model_position(source: &str) -> (u32, u32) {
 }
 
 /// Evaluate the module, then call `model` on the task's input. Returns (input, output) node ids.
-fn run_model(source: &str, ast: AstModule, config: &TraceConfig) -> Result<(NodeId, NodeId), Diagnostic> {
+fn run_model(
+    source: &str,
+    ast: AstModule,
+    config: &TraceConfig,
+) -> Result<(NodeId, NodeId), Diagnostic> {
     let limits = &config.limits;
     let at_model = |message: String| {
         let (line, col) = def_model_position(source);
@@ -1326,7 +1518,8 @@ fn run_model(source: &str, ast: AstModule, config: &TraceConfig) -> Result<(Node
                 1,
                 1,
                 1,
-                "no `model` function: define `def model(x):` returning the output tensor".to_string(),
+                "no `model` function: define `def model(x):` returning the output tensor"
+                    .to_string(),
             ));
         };
         if model.get_type() != "function" {

@@ -13,7 +13,11 @@ fn check_with(code: &str, config: &TraceConfig, expected: Expect) {
 }
 
 fn check(task: &str, code: &str, expected: Expect) {
-    check_with(code, &TraceConfig::new(TaskShape::by_name(task).unwrap()), expected);
+    check_with(
+        code,
+        &TraceConfig::new(TaskShape::by_name(task).unwrap()),
+        expected,
+    );
 }
 
 #[test]

@@ -76,15 +76,25 @@ fn sensitive_to_op_attribute_shape_wiring_and_tying() {
     let base = fp(BASE);
     let variants = [
         ("op", BASE.replacen("relu(", "silu(", 1)),
-        ("attribute", BASE.replacen("gelu(linear(h, 64))", "gelu(linear(h, 64, bias=False))", 1)),
+        (
+            "attribute",
+            BASE.replacen("gelu(linear(h, 64))", "gelu(linear(h, 64, bias=False))", 1),
+        ),
         ("shape", BASE.replacen("linear(h, 64)", "linear(h, 48)", 1)),
         ("wiring", BASE.replacen("h = a + b", "h = a + a", 1)),
-        ("order of a non-commutative op", BASE.replacen("h = a + b", "h = a - b", 1).replacen("h = a - b", "h = b - a", 1)),
+        (
+            "order of a non-commutative op",
+            BASE.replacen("h = a + b", "h = a - b", 1)
+                .replacen("h = a - b", "h = b - a", 1),
+        ),
     ];
     let mut seen = vec![base.clone()];
     for (what, code) in &variants {
         let f = fp(code);
-        assert!(!seen.contains(&f), "changing the {what} must change the fingerprint");
+        assert!(
+            !seen.contains(&f),
+            "changing the {what} must change the fingerprint"
+        );
         seen.push(f);
     }
     let minus_ab = fp(&BASE.replacen("h = a + b", "h = a - b", 1));
@@ -95,7 +105,11 @@ fn sensitive_to_op_attribute_shape_wiring_and_tying() {
     let tied = "def model(x):\n    h = flatten(x)\n    h = linear(h, 64, name=\"a\")\n    h = linear(h, 64, name=\"a\")\n    return linear(h, NUM_CLASSES)\n";
     let tied_other_name = tied.replace("\"a\"", "\"shared\"");
     assert_ne!(fp(untied), fp(tied));
-    assert_eq!(fp(tied), fp(&tied_other_name), "the tie's name is not part of the graph");
+    assert_eq!(
+        fp(tied),
+        fp(&tied_other_name),
+        "the tie's name is not part of the graph"
+    );
 }
 
 #[test]
@@ -139,7 +153,8 @@ fn stmt() -> impl Strategy<Value = Stmt> {
     let i = 0usize..1000;
     prop_oneof![
         (unary, i.clone()).prop_map(|(op, a)| Stmt::Unary(op, a)),
-        (i.clone(), prop::sample::select(vec![16u64, 32, 48])).prop_map(|(a, w)| Stmt::Linear(a, w)),
+        (i.clone(), prop::sample::select(vec![16u64, 32, 48]))
+            .prop_map(|(a, w)| Stmt::Linear(a, w)),
         (norm, i.clone()).prop_map(|(op, a)| Stmt::Norm(op, a)),
         (i.clone(), i.clone()).prop_map(|(a, b)| Stmt::Add(a, b)),
         (i.clone(), i.clone()).prop_map(|(a, b)| Stmt::Mul(a, b)),
@@ -163,7 +178,10 @@ fn program(stmts: &[Stmt], prefix: &str) -> String {
             Stmt::Mul(a, b) => format!("{} * {}", v(*a), v(*b)),
             Stmt::Scale(a, s) => format!("{} * {}.5", v(*a), s),
             Stmt::Softmax(a) => format!("softmax({}, axis=1)", v(*a)),
-            Stmt::Attention(a) => format!("scaled_dot_product_attention({0}, {0}, {0}, causal=True)", v(*a)),
+            Stmt::Attention(a) => format!(
+                "scaled_dot_product_attention({0}, {0}, {0}, causal=True)",
+                v(*a)
+            ),
         };
         code.push_str(&format!("    {prefix}{n} = {line}\n"));
     }

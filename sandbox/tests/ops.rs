@@ -45,9 +45,23 @@ fn cases() -> Vec<Case> {
         // 2·rows·in·out + rows·out = 2·4·8·16 + 4·16; params 8·16 + 16.
         case("linear", x, "linear(x, 16)", &[4, 16], 1088, 144),
         // 40 outputs · (2·3·3 + 1); params 4·3·3 + 4.
-        case("conv1d", &[3, 10], "conv1d(x, 4, 3, padding=1)", &[4, 10], 760, 40),
+        case(
+            "conv1d",
+            &[3, 10],
+            "conv1d(x, 4, 3, padding=1)",
+            &[4, 10],
+            760,
+            40,
+        ),
         // (8 + 2 - 3) / 2 + 1 = 4; 96 outputs · (2·3·9 + 1); params 6·3·9 + 6.
-        case("conv2d", &[3, 8, 8], "conv2d(x, 6, 3, stride=2, padding=1)", &[6, 4, 4], 5280, 168),
+        case(
+            "conv2d",
+            &[3, 8, 8],
+            "conv2d(x, 6, 3, stride=2, padding=1)",
+            &[6, 4, 4],
+            5280,
+            168,
+        ),
         Case {
             name: "embedding",
             input: &[5],
@@ -59,8 +73,22 @@ fn cases() -> Vec<Case> {
         },
         case("layer_norm", x, "layer_norm(x)", &[4, 8], 160, 16),
         case("rms_norm", x, "rms_norm(x)", &[4, 8], 128, 8),
-        case("batch_norm", &[3, 8, 8], "batch_norm(x)", &[3, 8, 8], 960, 6),
-        case("group_norm", &[4, 8, 8], "group_norm(x, 2)", &[4, 8, 8], 1280, 8),
+        case(
+            "batch_norm",
+            &[3, 8, 8],
+            "batch_norm(x)",
+            &[3, 8, 8],
+            960,
+            6,
+        ),
+        case(
+            "group_norm",
+            &[4, 8, 8],
+            "group_norm(x, 2)",
+            &[4, 8, 8],
+            1280,
+            8,
+        ),
         case("param", x, "x + param([4, 8])", &[4, 8], 32, 32),
         case("+", x, "x + 1.0", &[4, 8], 32, 0),
         case("-", x, "-(x - 1.0)", &[4, 8], 64, 0),
@@ -84,7 +112,14 @@ fn cases() -> Vec<Case> {
         case("maximum", x, "maximum(x, 0.0)", &[4, 8], 32, 0),
         case("minimum", x, "minimum(1.0, x)", &[4, 8], 32, 0),
         case("sum", x, "sum(x, axis=-1)", &[4], 32, 0),
-        case("mean", x, "mean(x, axis=[1, 2], keepdim=True)", &[1, 1], 32, 0),
+        case(
+            "mean",
+            x,
+            "mean(x, axis=[1, 2], keepdim=True)",
+            &[1, 1],
+            32,
+            0,
+        ),
         case("max", x, "max(x, axis=1)", &[8], 32, 0),
         case("logsumexp", x, "logsumexp(x)", &[4], 96, 0),
         case("softmax", x, "softmax(x)", &[4, 8], 96, 0),
@@ -100,14 +135,49 @@ fn cases() -> Vec<Case> {
         case("pad", x, "pad(x, [2, 1], axis=1)", &[7, 8], 0, 0),
         case("unsqueeze", x, "unsqueeze(x, 1)", &[1, 4, 8], 0, 0),
         case("squeeze", x, "squeeze(unsqueeze(x, -1), 3)", &[4, 8], 0, 0),
-        case("expand", x, "expand(unsqueeze(x, 2), [-1, 4, 3, 8])", &[4, 3, 8], 0, 0),
+        case(
+            "expand",
+            x,
+            "expand(unsqueeze(x, 2), [-1, 4, 3, 8])",
+            &[4, 3, 8],
+            0,
+            0,
+        ),
         // 2·M·N·K = 2·4·5·8; params 8·5.
         case("matmul", x, "matmul(x, param([8, 5]))", &[4, 5], 320, 40),
-        case("einsum", x, "einsum(\"bij,jk->bik\", x, param([8, 5]))", &[4, 5], 320, 40),
+        case(
+            "einsum",
+            x,
+            "einsum(\"bij,jk->bik\", x, param([8, 5]))",
+            &[4, 5],
+            320,
+            40,
+        ),
         case("outer", x, "outer(x, x)", &[4, 8, 8], 256, 0),
-        case("avg_pool2d", &[3, 8, 8], "avg_pool2d(x, 2)", &[3, 4, 4], 192, 0),
-        case("max_pool2d", &[3, 8, 8], "max_pool2d(x, 3, stride=2, padding=1)", &[3, 4, 4], 432, 0),
-        case("global_avg_pool", &[3, 8, 8], "global_avg_pool(x)", &[3], 192, 0),
+        case(
+            "avg_pool2d",
+            &[3, 8, 8],
+            "avg_pool2d(x, 2)",
+            &[3, 4, 4],
+            192,
+            0,
+        ),
+        case(
+            "max_pool2d",
+            &[3, 8, 8],
+            "max_pool2d(x, 3, stride=2, padding=1)",
+            &[3, 4, 4],
+            432,
+            0,
+        ),
+        case(
+            "global_avg_pool",
+            &[3, 8, 8],
+            "global_avg_pool(x)",
+            &[3],
+            192,
+            0,
+        ),
         case("causal_mask", &[4, 4], "x + causal_mask(4)", &[4, 4], 16, 0),
         // 2 heads · 4 · 4 scores · (2·8 + 3 + 2·8).
         case(
@@ -174,7 +244,10 @@ fn batch_norm_keeps_running_statistics_as_buffers() {
         output: Shape::batched(&[3, 4, 4]),
         constants: Vec::new(),
     };
-    let t = trace("def model(x):\n    return batch_norm(x)\n", &TraceConfig::new(task));
+    let t = trace(
+        "def model(x):\n    return batch_norm(x)\n",
+        &TraceConfig::new(task),
+    );
     let t = t.traced().unwrap();
     assert_eq!((t.stats.params, t.stats.buffers), (6, 6));
 }
@@ -183,10 +256,13 @@ fn batch_norm_keeps_running_statistics_as_buffers() {
 fn max_and_abs_keep_their_meaning_on_numbers() {
     let task = TaskShape::by_name("digits").unwrap();
     let code = "N = max(3, 7) + max([1, 2]) + abs(-2)\ndef model(x):\n    return linear(flatten(x), N + 1)\n";
-    let t = trace(code, &TraceConfig::new(TaskShape {
-        output: Shape::batched(&[7 + 2 + 2 + 1]),
-        ..task
-    }));
+    let t = trace(
+        code,
+        &TraceConfig::new(TaskShape {
+            output: Shape::batched(&[7 + 2 + 2 + 1]),
+            ..task
+        }),
+    );
     assert!(t.traced().is_some(), "{:?}", t.diagnostics());
 }
 

@@ -18,8 +18,13 @@ fn header_task(source: &str) -> String {
 
 fn trace_seed(file: &str, task: Option<&str>) -> Traced {
     let source = std::fs::read_to_string(seeds_dir().join(file)).unwrap();
-    let task = task.map(str::to_string).unwrap_or_else(|| header_task(&source));
-    let out = trace(&source, &TraceConfig::new(TaskShape::by_name(&task).unwrap()));
+    let task = task
+        .map(str::to_string)
+        .unwrap_or_else(|| header_task(&source));
+    let out = trace(
+        &source,
+        &TraceConfig::new(TaskShape::by_name(&task).unwrap()),
+    );
     match out.traced() {
         Some(t) => t.clone(),
         None => panic!("{file} on {task}: {:?}", out.diagnostics()),
@@ -44,30 +49,59 @@ fn seed_parameter_counts_match_hand_counts() {
     let conv_layer = d + lin(d, d) + (d * seq + d) + lin(d, d) + lin(d, d) + d + mlp;
 
     let bn = |c: u64| 2 * c;
-    let conv = |cin: u64, cout: u64, k: u64, bias: bool| cout * cin * k * k + if bias { cout } else { 0 };
+    let conv =
+        |cin: u64, cout: u64, k: u64, bias: bool| cout * cin * k * k + if bias { cout } else { 0 };
     let wide = 16 * 6;
-    let inverted = conv(16, wide, 1, false) + bn(wide) + wide * 9 + bn(wide) + conv(wide, 16, 1, false) + bn(16);
+    let inverted = conv(16, wide, 1, false)
+        + bn(wide)
+        + wide * 9
+        + bn(wide)
+        + conv(wide, 16, 1, false)
+        + bn(16);
     let vit_block = 2 * 32 + 4 * lin(32, 32) + 2 * 32 + lin(32, 64) + lin(64, 32);
 
     let expected: &[(&str, u64)] = &[
         ("mlp_only.star", embed + 2 * (d + mlp) + head),
-        ("transformer.star", embed + positions + 2 * transformer_layer + head),
-        ("linear_attention.star", embed + positions + 2 * transformer_layer + head),
-        ("gated_retention.star", embed + positions + 2 * retention_layer + head),
+        (
+            "transformer.star",
+            embed + positions + 2 * transformer_layer + head,
+        ),
+        (
+            "linear_attention.star",
+            embed + positions + 2 * transformer_layer + head,
+        ),
+        (
+            "gated_retention.star",
+            embed + positions + 2 * retention_layer + head,
+        ),
         ("long_conv.star", embed + 2 * conv_layer + head),
-        ("looped_transformer.star", embed + positions + transformer_layer + head),
-        ("image_mlp.star", lin(64, 128) + lin(128, 128) + lin(128, 10)),
+        (
+            "looped_transformer.star",
+            embed + positions + transformer_layer + head,
+        ),
+        (
+            "image_mlp.star",
+            lin(64, 128) + lin(128, 128) + lin(128, 10),
+        ),
         (
             "cnn.star",
             conv(1, 16, 3, true) + conv(16, 32, 3, true) + conv(32, 64, 3, true) + lin(64, 10),
         ),
         (
             "resnet.star",
-            conv(1, 32, 3, false) + bn(32) + 2 * 2 * (conv(32, 32, 3, false) + bn(32)) + lin(32, 10),
+            conv(1, 32, 3, false)
+                + bn(32)
+                + 2 * 2 * (conv(32, 32, 3, false) + bn(32))
+                + lin(32, 10),
         ),
         (
             "mobilenet.star",
-            conv(1, 16, 3, false) + bn(16) + 2 * inverted + conv(16, 64, 1, false) + bn(64) + lin(64, 10),
+            conv(1, 16, 3, false)
+                + bn(16)
+                + 2 * inverted
+                + conv(16, 64, 1, false)
+                + bn(64)
+                + lin(64, 10),
         ),
         (
             "patch_transformer.star",
@@ -101,7 +135,13 @@ fn every_seed_has_the_header_people_read() {
 
 #[test]
 fn image_seeds_fit_fashion_sized_input_too() {
-    for file in ["image_mlp.star", "cnn.star", "resnet.star", "mobilenet.star", "patch_transformer.star"] {
+    for file in [
+        "image_mlp.star",
+        "cnn.star",
+        "resnet.star",
+        "mobilenet.star",
+        "patch_transformer.star",
+    ] {
         let t = trace_seed(file, Some("fashion"));
         assert_eq!(t.stats.output_shape.to_string(), "[B, 10]", "{file}");
     }
@@ -111,7 +151,11 @@ fn image_seeds_fit_fashion_sized_input_too() {
 fn looped_transformer_ties_one_block_across_four_loops() {
     let t = trace_seed("looped_transformer.star", None);
     let linears = t.stats.op_histogram["linear"];
-    assert_eq!(linears, 4 * 6 + 1, "six tied linears per loop plus the head");
+    assert_eq!(
+        linears,
+        4 * 6 + 1,
+        "six tied linears per loop plus the head"
+    );
     // Every loop's q projection uses the same parameter ids.
     let q_params: Vec<&Vec<usize>> = t
         .graph
@@ -121,7 +165,11 @@ fn looped_transformer_ties_one_block_across_four_loops() {
         .map(|n| &n.params)
         .collect();
     let distinct: std::collections::BTreeSet<_> = q_params.iter().collect();
-    assert_eq!(distinct.len(), 4, "q, k, v and o are each one parameter group");
+    assert_eq!(
+        distinct.len(),
+        4,
+        "q, k, v and o are each one parameter group"
+    );
 }
 
 #[test]
@@ -130,10 +178,16 @@ fn printing_back_preserves_every_seed_fingerprint() {
         let file = entry.unwrap().file_name().to_string_lossy().into_owned();
         let t = trace_seed(&file, None);
         let flat = printer::to_starlark(&t.graph);
-        let again = trace(&flat, &TraceConfig::new(TaskShape::by_name(&t.graph.task).unwrap()));
-        let again = again
-            .traced()
-            .unwrap_or_else(|| panic!("{file} printed back does not trace: {:?}\n{flat}", again.diagnostics()));
+        let again = trace(
+            &flat,
+            &TraceConfig::new(TaskShape::by_name(&t.graph.task).unwrap()),
+        );
+        let again = again.traced().unwrap_or_else(|| {
+            panic!(
+                "{file} printed back does not trace: {:?}\n{flat}",
+                again.diagnostics()
+            )
+        });
         assert_eq!(again.fingerprint, t.fingerprint, "{file}\n{flat}");
         assert_eq!(again.stats, t.stats, "{file}");
     }
@@ -161,4 +215,33 @@ fn pytorch_export_is_valid_python_for_every_seed() {
         .expect("python3 is on the machine");
     assert!(status.success());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Fingerprints are stored in archives and compared across versions: this snapshot changes only
+/// when the graph encoding changes on purpose (then say so in the change).
+#[test]
+fn seed_fingerprints_are_stable() {
+    let mut files: Vec<String> = std::fs::read_dir(seeds_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let listing: String = files
+        .iter()
+        .map(|f| format!("{f:<24} {}\n", trace_seed(f, None).fingerprint))
+        .collect();
+    expect_test::expect![[r#"
+        cnn.star                 a7fa8101f959e9946cb5180d74a4cffb
+        gated_retention.star     a7b9dbea86465cd04f3846c7912bdb5c
+        image_mlp.star           3301218f8e7317a7738d1b887ebd238e
+        linear_attention.star    66fd019022fd11038279603f4c5d8e9f
+        long_conv.star           24fa26a49e17f11f7744bf66a49a1d18
+        looped_transformer.star  d00a267c7bc0e512a290178f2b1f8736
+        mlp_only.star            1540959322399b641fbb855fa34c4e41
+        mobilenet.star           e06dffd74fde55908b424547ec27c4a1
+        patch_transformer.star   677a954d99abcf5b398798961f56bf53
+        resnet.star              d14db7f34f43a429159b41dd9e957de2
+        transformer.star         9e5f11fd42117d2cb906b332b4d2a68d
+    "#]]
+    .assert_eq(&listing);
 }
