@@ -113,8 +113,8 @@ impl fmt::Display for Fingerprint {
 }
 
 impl ArchGraph {
-    /// The graph without nodes and parameters that do not reach the output, renumbered.
-    pub fn without_dead_code(&self) -> ArchGraph {
+    /// Which nodes reach the output (the input always counts, as `model(x)` names it).
+    fn live_nodes(&self) -> Vec<bool> {
         let mut live = vec![false; self.nodes.len()];
         live[self.output] = true;
         live[self.input] = true;
@@ -125,6 +125,12 @@ impl ArchGraph {
                 }
             }
         }
+        live
+    }
+
+    /// The graph without nodes and parameters that do not reach the output, renumbered.
+    pub fn without_dead_code(&self) -> ArchGraph {
+        let live = self.live_nodes();
         let mut node_map = vec![usize::MAX; self.nodes.len()];
         let mut param_map = vec![usize::MAX; self.params.len()];
         let mut nodes = Vec::new();
@@ -201,16 +207,7 @@ impl ArchGraph {
 
     /// Whether some node or parameter does not reach the output.
     pub fn has_dead_code(&self) -> bool {
-        let mut live = vec![false; self.nodes.len()];
-        live[self.output] = true;
-        live[self.input] = true;
-        for id in (0..self.nodes.len()).rev() {
-            if live[id] {
-                for &i in &self.nodes[id].inputs {
-                    live[i] = true;
-                }
-            }
-        }
+        let live = self.live_nodes();
         let used_params: usize = {
             let mut used = vec![false; self.params.len()];
             for (id, n) in self.nodes.iter().enumerate() {

@@ -441,6 +441,21 @@ fn pair_sizes(op: &str, what: &str, v: Value, positive: bool) -> anyhow::Result<
 
 use starlark::values::UnpackValue;
 
+/// Kernel, stride (default: the kernel) and padding of a pooling window, each `[h, w]`.
+fn pool_window(
+    op: &str,
+    kernel: Value,
+    stride: NoneOr<Value>,
+    padding: Value,
+) -> anyhow::Result<([u64; 2], [u64; 2], [u64; 2])> {
+    let kernel = pair_sizes(op, "kernel", kernel, true)?;
+    let stride = match stride.into_option() {
+        Some(s) => pair_sizes(op, "stride", s, true)?,
+        None => kernel,
+    };
+    Ok((kernel, stride, pair_sizes(op, "padding", padding, false)?))
+}
+
 fn tensor_of<'v>(op: &str, v: Value<'v>) -> anyhow::Result<&'v Tensor> {
     v.downcast_ref::<Tensor>()
         .ok_or_else(|| anyhow::anyhow!("{op} expects a tensor, got {}", v.get_type()))
@@ -1180,12 +1195,7 @@ mod builtins {
             #[starlark(default = 0)] padding: Value<'v>,
             eval: &mut Evaluator<'v, '_, '_>,
         ) -> anyhow::Result<Tensor> {
-            let kernel = pair_sizes("avg_pool2d", "kernel", kernel, true)?;
-            let stride = match stride.into_option() {
-                Some(s) => pair_sizes("avg_pool2d", "stride", s, true)?,
-                None => kernel,
-            };
-            let padding = pair_sizes("avg_pool2d", "padding", padding, false)?;
+            let (kernel, stride, padding) = pool_window("avg_pool2d", kernel, stride, padding)?;
             node(
                 eval,
                 Op::AvgPool2d {
@@ -1204,12 +1214,7 @@ mod builtins {
             #[starlark(default = 0)] padding: Value<'v>,
             eval: &mut Evaluator<'v, '_, '_>,
         ) -> anyhow::Result<Tensor> {
-            let kernel = pair_sizes("max_pool2d", "kernel", kernel, true)?;
-            let stride = match stride.into_option() {
-                Some(s) => pair_sizes("max_pool2d", "stride", s, true)?,
-                None => kernel,
-            };
-            let padding = pair_sizes("max_pool2d", "padding", padding, false)?;
+            let (kernel, stride, padding) = pool_window("max_pool2d", kernel, stride, padding)?;
             node(
                 eval,
                 Op::MaxPool2d {
