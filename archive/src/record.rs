@@ -1,0 +1,325 @@
+//! The records the archive keeps, their on-disk format versions and upgrade path.
+//!
+//! Every record is stored as JSON with a `"v"` field. Decoding reads the version, runs the upgrade
+//! chain from that version to the current one, then deserialises. A record written by a newer
+//! autoarch (a version above the current) is refused, never misread.
+
+use std::collections::BTreeMap;
+
+use autoarch_sandbox::Stats;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Error, Result};
+
+pub type CandidateId = u64;
+pub type EvaluationId = u64;
+
+/// Where a candidate came from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposerKind {
+    /// A design from the shipped seed library.
+    Seed,
+    /// A design a person added (`autoarch seed add`).
+    Human,
+    Llm,
+    Mutation,
+}
+
+impl ProposerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProposerKind::Seed => "seed",
+            ProposerKind::Human => "human",
+            ProposerKind::Llm => "llm",
+            ProposerKind::Mutation => "mutation",
+        }
+    }
+}
+
+/// LLM token usage of the call that produced a candidate.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct Tokens {
+    pub prompt: u64,
+    pub completion: u64,
+}
+
+/// A proposed architecture, immutable once stored (except its tags).
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Candidate {
+    pub id: CandidateId,
+    pub name: String,
+    pub motivation: String,
+    pub code: String,
+    pub task: String,
+    pub fingerprint: String,
+    pub stats: Stats,
+    pub parents: Vec<CandidateId>,
+    pub proposer: ProposerKind,
+    /// The model that wrote it (LLM proposer), if any.
+    pub model: Option<String>,
+    pub prompt: Option<String>,
+    pub response: Option<String>,
+    pub tokens: Tokens,
+    pub cost_usd: f64,
+    pub tags: Vec<String>,
+    /// Where a human design came from (its file).
+    pub source: Option<String>,
+    /// An exact duplicate (same fingerprint) of this earlier candidate: recorded, not retrained.
+    pub duplicate_of: Option<CandidateId>,
+    /// The island it belongs to, for island-model parent sampling.
+    pub island: u32,
+    /// Unix time in milliseconds.
+    pub created_ms: u64,
+}
+
+/// A candidate before the archive has given it an id and a time.
+#[derive(Clone, PartialEq, Debug)]
+pub struct NewCandidate {
+    pub name: String,
+    pub motivation: String,
+    pub code: String,
+    pub task: String,
+    pub fingerprint: String,
+    pub stats: Stats,
+    pub parents: Vec<CandidateId>,
+    pub proposer: ProposerKind,
+    pub model: Option<String>,
+    pub prompt: Option<String>,
+    pub response: Option<String>,
+    pub tokens: Tokens,
+    pub cost_usd: f64,
+    pub tags: Vec<String>,
+    pub source: Option<String>,
+    pub duplicate_of: Option<CandidateId>,
+    pub island: u32,
+}
+
+/// How an evaluation ended. Every failure is an outcome, recorded with its reason.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    Invalid,
+    Diverged,
+    Timeout,
+    Oom,
+    Crashed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Invalid => "invalid",
+            Outcome::Diverged => "diverged",
+            Outcome::Timeout => "timeout",
+            Outcome::Oom => "oom",
+            Outcome::Crashed => "crashed",
+        }
+    }
+}
+
+/// One training-and-scoring run of a candidate.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub id: EvaluationId,
+    pub candidate: CandidateId,
+    /// 0 for the short budget every candidate gets; higher for promoted re-runs.
+    pub fidelity: u32,
+    pub seed: u64,
+    pub outcome: Outcome,
+    /// Why it failed (diagnostics, stderr tail, ...), when it did.
+    pub reason: Option<String>,
+    /// Task metrics such as `val_loss` and `val_accuracy`, plus `score` (higher is better).
+    pub metrics: BTreeMap<String, f64>,
+    /// Downsampled training curve: (step, train loss).
+    pub curve: Vec<(u64, f64)>,
+    /// Wall time, training time, latency and the like, in seconds or milliseconds as named.
+    pub timings: BTreeMap<String, f64>,
+    pub created_ms: u64,
+}
+
+/// An evaluation before the archive has given it an id and a time.
+#[derive(Clone, PartialEq, Debug)]
+pub struct NewEvaluation {
+    pub candidate: CandidateId,
+    pub fidelity: u32,
+    pub seed: u64,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub metrics: BTreeMap<String, f64>,
+    pub curve: Vec<(u64, f64)>,
+    pub timings: BTreeMap<String, f64>,
+}
+
+/// A lesson drawn from results, with the candidates it rests on.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Insight {
+    pub id: u64,
+    pub text: String,
+    pub evidence: Vec<CandidateId>,
+    pub created_ms: u64,
+}
+
+/// One line of the append-only event log.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    pub kind: String,
+    pub message: String,
+    pub candidate: Option<CandidateId>,
+    pub created_ms: u64,
+}
+
+/// A campaign: its configuration (as the agent wrote it) and its resumable state.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Campaign {
+    pub name: String,
+    pub config: Value,
+    pub state: Value,
+    pub updated_ms: u64,
+}
+
+/// Where a candidate stands, derived from its evaluations.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Not evaluated yet.
+    Pending,
+    /// Its latest evaluation at the top fidelity succeeded.
+    Ok,
+    /// Its latest evaluation failed.
+    Failed,
+    /// An exact duplicate of an earlier candidate.
+    Duplicate,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Duplicate => "duplicate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        [
+            Status::Pending,
+            Status::Ok,
+            Status::Failed,
+            Status::Duplicate,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+/// The derived view of a candidate that listings and rankings use: recomputed from its
+/// evaluations whenever one is recorded.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Summary {
+    pub status: Status,
+    /// The highest fidelity evaluated.
+    pub fidelity: u32,
+    /// Mean of each metric over the successful evaluations at that fidelity (seeds).
+    pub metrics: BTreeMap<String, f64>,
+    /// Standard deviation over those seeds (0 for one seed).
+    pub spread: BTreeMap<String, f64>,
+    pub evaluations: u32,
+    pub last_outcome: Option<Outcome>,
+}
+
+impl Summary {
+    pub fn score(&self) -> Option<f64> {
+        self.metrics.get("score").copied()
+    }
+}
+
+/// Current format versions.
+pub const CANDIDATE_VERSION: u64 = 2;
+pub const EVALUATION_VERSION: u64 = 1;
+pub const OTHER_VERSION: u64 = 1;
+
+/// The upgrade chain for candidate records: `CANDIDATE_UPGRADES[v - 1]` turns version `v` into
+/// `v + 1`.
+///
+/// Version 1 (the first, pre-release layout) kept one total token count `tokens: u64` and the cost
+/// as `cost`; version 2 splits tokens into prompt and completion and names the cost `cost_usd`.
+/// The split of an old total is unknown, so it is kept as completion tokens.
+const CANDIDATE_UPGRADES: &[fn(Value) -> Result<Value>] = &[candidate_v1_to_v2];
+
+fn candidate_v1_to_v2(mut v: Value) -> Result<Value> {
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| Error::Corrupt("a v1 candidate is not an object".into()))?;
+    let total = obj.remove("tokens").and_then(|t| t.as_u64()).unwrap_or(0);
+    obj.insert(
+        "tokens".into(),
+        serde_json::json!({"prompt": 0, "completion": total}),
+    );
+    let cost = obj.remove("cost").and_then(|c| c.as_f64()).unwrap_or(0.0);
+    obj.insert("cost_usd".into(), serde_json::json!(cost));
+    Ok(v)
+}
+
+/// Serialise a record with its version.
+pub fn encode<T: Serialize>(record: &T, version: u64) -> Vec<u8> {
+    let mut value = serde_json::to_value(record).expect("records serialise");
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("v".into(), Value::from(version));
+    }
+    serde_json::to_vec(&value).expect("values serialise")
+}
+
+fn decode_versioned<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+    current: u64,
+    upgrades: &[fn(Value) -> Result<Value>],
+) -> Result<T> {
+    let mut value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::Corrupt(format!("{what} record is not JSON: {e}")))?;
+    let version = value
+        .get("v")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| Error::Corrupt(format!("{what} record has no version")))?;
+    if version > current {
+        return Err(Error::TooNew {
+            what: what.to_string(),
+            version,
+            supported: current,
+        });
+    }
+    for upgrade in &upgrades[(version as usize).saturating_sub(1)..(current as usize - 1)] {
+        value = upgrade(value)?;
+    }
+    if let Some(obj) = value.as_object_mut() {
+        obj.remove("v");
+    }
+    serde_json::from_value(value).map_err(|e| Error::Corrupt(format!("{what} record: {e}")))
+}
+
+pub fn decode_candidate(bytes: &[u8]) -> Result<Candidate> {
+    decode_versioned(bytes, "candidate", CANDIDATE_VERSION, CANDIDATE_UPGRADES)
+}
+
+pub fn decode_evaluation(bytes: &[u8]) -> Result<Evaluation> {
+    decode_versioned(bytes, "evaluation", EVALUATION_VERSION, &[])
+}
+
+/// Decode one of the records without an upgrade history yet.
+pub fn decode_other<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    decode_versioned(bytes, what, OTHER_VERSION, &[])
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
