@@ -1,7 +1,22 @@
-//! The autoarch agent: today the glue behind the `autoarch` command-line tool; the campaign loop,
-//! proposers and LLM client land here next (see ARCHITECTURE.md).
+//! The autoarch agent: the commands behind the `autoarch` tool (checking code, reviewing and
+//! seeding the archive); the campaign loop, proposers and LLM client land here next (see
+//! ARCHITECTURE.md).
 
+pub mod archive_cmd;
 pub mod format;
+pub mod review;
+
+/// An error in how the tool was called (exit 2), as opposed to a finding about the code (exit 1).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 /// The task a file names in a header comment line such as `# task: mqar`.
 pub fn header_task(source: &str) -> Option<String> {

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use autoarch_agent::format::{grouped, op_histogram};
+use autoarch_agent::{archive_cmd, UsageError};
+use autoarch_archive::{Archive, NewCandidate, ProposerKind};
 use autoarch_sandbox::isolate::{serve_child, trace_isolated, ChildCommand};
 use autoarch_sandbox::{
     printer, reference_markdown, render_all, Limits, TaskShape, TraceConfig, TraceOutcome,
@@ -22,6 +24,14 @@ const TRACE_CHILD: &str = "__trace-child";
     about = "Autonomous neural-architecture discovery"
 )]
 struct Cli {
+    /// The archive directory.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTOARCH_ARCHIVE",
+        default_value = "autoarch-archive"
+    )]
+    archive: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,20 +48,89 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print a traced architecture as flat Starlark, a PyTorch module, or the graph as JSON.
+    /// With --format: print architecture code as flat Starlark, a PyTorch module, or the graph as
+    /// JSON. Without: write the whole archive to FILE.jsonl.
     Export {
+        /// Architecture code to export (with --format), or the .jsonl file to write the archive to.
         file: PathBuf,
         #[command(flatten)]
         trace: TraceArgs,
         #[arg(long, value_enum)]
-        format: ExportFormat,
+        format: Option<ExportFormat>,
     },
+    /// Load an archive export (JSON lines) into an empty archive.
+    Import { file: PathBuf },
+    /// Add human designs to the archive.
+    Seed {
+        #[command(subcommand)]
+        command: SeedCommand,
+    },
+    /// List candidates.
+    Ls {
+        /// Sort by this metric, best first (score, val_loss, val_accuracy, params, flops, ...).
+        #[arg(long)]
+        sort: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Only candidates with this status: pending, ok, failed, duplicate.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything about one candidate: code, motivation, metrics, curve, parents, children.
+    Show {
+        id: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A candidate's ancestors and descendants.
+    Lineage { id: u64 },
+    /// The difference between two candidates' code.
+    Diff { a: u64, b: u64 },
+    /// The best candidates by a metric.
+    Top {
+        #[arg(long, default_value = "score")]
+        metric: String,
+        #[arg(short = 'n', default_value_t = 10)]
+        n: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The Pareto front over two or more metrics.
+    Pareto {
+        /// Comma-separated metrics, e.g. val_loss,params.
+        #[arg(long, value_delimiter = ',', required = true)]
+        objectives: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tag a candidate.
+    Tag { id: u64, tag: String },
+    /// Check that every record decodes and every reference resolves.
+    Verify,
     /// Print the language reference (the op registry) as markdown.
     Ops,
     /// List the built-in tasks and what they bind.
     Tasks,
     #[command(name = TRACE_CHILD, hide = true)]
     TraceChild,
+}
+
+#[derive(Subcommand)]
+enum SeedCommand {
+    /// Check each file with the sandbox and add it as a human design; files that do not trace
+    /// are refused with their diagnostics, duplicates are reported and not added.
+    Add {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The task (default: each file's `# task:` header, else mqar).
+        #[arg(long)]
+        task: Option<String>,
+        /// Tags for every added candidate.
+        #[arg(long)]
+        tag: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -81,18 +160,6 @@ enum ExportFormat {
     Json,
 }
 
-/// An error in how the tool was called (exit 2), as opposed to a finding about the code (exit 1).
-#[derive(Debug)]
-struct UsageError(String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -109,13 +176,34 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let dir = cli.archive.as_path();
     match cli.command {
         Command::Check { file, trace, json } => check(&file, &trace, json),
         Command::Export {
             file,
             trace,
-            format,
+            format: Some(format),
         } => export(&file, &trace, format),
+        Command::Export {
+            file, format: None, ..
+        } => archive_cmd::export(dir, &file),
+        Command::Import { file } => archive_cmd::import(dir, &file),
+        Command::Seed {
+            command: SeedCommand::Add { files, task, tag },
+        } => seed_add(dir, &files, task, &tag),
+        Command::Ls {
+            sort,
+            limit,
+            status,
+            json,
+        } => archive_cmd::ls(dir, sort, limit, status.as_deref(), json),
+        Command::Show { id, json } => archive_cmd::show(dir, id, json),
+        Command::Lineage { id } => archive_cmd::lineage(dir, id),
+        Command::Diff { a, b } => archive_cmd::diff(dir, a, b),
+        Command::Top { metric, n, json } => archive_cmd::top(dir, &metric, n, json),
+        Command::Pareto { objectives, json } => archive_cmd::pareto(dir, &objectives, json),
+        Command::Tag { id, tag } => archive_cmd::tag(dir, id, &tag),
+        Command::Verify => archive_cmd::verify(dir),
         Command::Ops => {
             print!("{}", reference_markdown());
             Ok(ExitCode::SUCCESS)
@@ -129,6 +217,83 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Trace each file, refuse what does not trace, report duplicates, add the rest.
+fn seed_add(
+    dir: &Path,
+    files: &[PathBuf],
+    task: Option<String>,
+    tags: &[String],
+) -> anyhow::Result<ExitCode> {
+    let archive = Archive::open(dir)?;
+    let mut refused = 0;
+    for file in files {
+        let args = TraceArgs {
+            task: task.clone(),
+            max_params: None,
+            max_flops: None,
+            memory_limit: None,
+            deadline: None,
+        };
+        let (source, task, outcome) = trace_file(file, &args)?;
+        let traced = match outcome {
+            TraceOutcome::Ok(t) => t,
+            TraceOutcome::Invalid { diagnostics } => {
+                eprint!("{}", render_all(&diagnostics, &file.display().to_string()));
+                eprintln!("refused: {} does not trace; nothing stored", file.display());
+                refused += 1;
+                continue;
+            }
+        };
+        if let Some(first) = archive.find_fingerprint(&traced.fingerprint.0)? {
+            let name = archive
+                .candidate(first)?
+                .map(|c| c.name)
+                .unwrap_or_default();
+            println!(
+                "duplicate: {} is the same design as candidate {first} ({name}); not added",
+                file.display()
+            );
+            continue;
+        }
+        let header = autoarch_agent::review::seed_header(&source);
+        let name = header.get("name").cloned().unwrap_or_else(|| {
+            file.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        let id = archive.insert_candidate(NewCandidate {
+            name: name.clone(),
+            motivation: header.get("idea").cloned().unwrap_or_default(),
+            code: source,
+            task: task.name.clone(),
+            fingerprint: traced.fingerprint.0.clone(),
+            stats: traced.stats.clone(),
+            parents: Vec::new(),
+            proposer: ProposerKind::Human,
+            model: None,
+            prompt: None,
+            response: None,
+            tokens: Default::default(),
+            cost_usd: 0.0,
+            tags: tags.to_vec(),
+            source: Some(file.display().to_string()),
+            duplicate_of: None,
+            island: 0,
+        })?;
+        archive.log_event(
+            "seed_added",
+            &format!("{} from {}", name, file.display()),
+            Some(id),
+        )?;
+        println!("added candidate {id}: {name} ({})", file.display());
+    }
+    Ok(if refused > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn read_source(file: &Path) -> anyhow::Result<String> {

@@ -49,8 +49,8 @@ pub struct Problem {
 enum Line {
     Archive { format: u64 },
     Campaign(Campaign),
-    Candidate(Candidate),
-    Evaluation(Evaluation),
+    Candidate(Box<Candidate>),
+    Evaluation(Box<Evaluation>),
     Insight(Insight),
     Event(Event),
 }
@@ -1072,13 +1072,13 @@ impl Archive {
             .backend
             .scan(Tree::Candidates, &[], false, usize::MAX)?
         {
-            line(&Line::Candidate(decode_candidate(&v)?), out)?;
+            line(&Line::Candidate(Box::new(decode_candidate(&v)?)), out)?;
         }
         for (_, v) in self
             .backend
             .scan(Tree::Evaluations, &[], false, usize::MAX)?
         {
-            line(&Line::Evaluation(decode_evaluation(&v)?), out)?;
+            line(&Line::Evaluation(Box::new(decode_evaluation(&v)?)), out)?;
         }
         for i in self.insights()? {
             line(&Line::Insight(i), out)?;

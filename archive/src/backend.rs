@@ -231,10 +231,12 @@ impl Backend for SledBackend {
     }
 }
 
+type Trees = BTreeMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>;
+
 /// The same trees in memory.
 #[derive(Default)]
 pub struct MemoryBackend {
-    trees: RwLock<BTreeMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>>,
+    trees: RwLock<Trees>,
 }
 
 impl Backend for MemoryBackend {

@@ -40,7 +40,9 @@ pub fn pareto_front(
             .map(|(x, d)| if *d == Direction::Maximize { -x } else { *x })
             .collect()
     };
-    let mut items: Vec<(Vec<f64>, &(CandidateId, Vec<f64>))> = points
+    // Each point with its objectives oriented to "smaller is better".
+    type Oriented<'a> = (Vec<f64>, &'a (CandidateId, Vec<f64>));
+    let mut items: Vec<Oriented> = points
         .iter()
         .filter(|(_, v)| v.iter().all(|x| x.is_finite()))
         .map(|p| (oriented(&p.1), p))
@@ -51,7 +53,7 @@ pub fn pareto_front(
             .then(a.1 .0.cmp(&b.1 .0))
     });
     let dominates = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| x <= y) && a != b;
-    let mut front: Vec<(Vec<f64>, &(CandidateId, Vec<f64>))> = Vec::new();
+    let mut front: Vec<Oriented> = Vec::new();
     if directions.len() == 2 {
         let mut best_second = f64::INFINITY;
         for item in items {

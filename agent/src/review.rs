@@ -1,0 +1,393 @@
+//! What the review commands print: tables for people, JSON for machines.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use autoarch_archive::{direction, Archive, Candidate, Direction, Evaluation, Listed, Summary};
+use serde_json::{json, Value};
+
+use crate::format::grouped;
+
+/// How `ls` filters and orders.
+pub struct ListOptions {
+    pub sort: Option<String>,
+    pub limit: Option<usize>,
+    pub status: Option<autoarch_archive::Status>,
+}
+
+/// The value `ls` and `top` sort by: a summary metric, or the candidate's size.
+pub fn metric_of(l: &Listed, metric: &str) -> Option<f64> {
+    match metric {
+        "params" => Some(l.candidate.stats.params as f64),
+        "flops" => Some(l.candidate.stats.flops as f64),
+        "id" => Some(l.candidate.id as f64),
+        m => l.summary.metrics.get(m).copied(),
+    }
+}
+
+/// Filter by status, sort by a metric (best first, candidates without it last), cut to a limit.
+pub fn select(mut all: Vec<Listed>, options: &ListOptions) -> Vec<Listed> {
+    if let Some(status) = options.status {
+        all.retain(|l| l.summary.status == status);
+    }
+    if let Some(metric) = &options.sort {
+        let dir = direction(metric);
+        all.sort_by(|a, b| {
+            let (x, y) = (metric_of(a, metric), metric_of(b, metric));
+            match (x, y) {
+                (Some(x), Some(y)) => {
+                    let ord = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+                    if dir == Direction::Maximize {
+                        ord.reverse()
+                    } else {
+                        ord
+                    }
+                }
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            }
+            .then(a.candidate.id.cmp(&b.candidate.id))
+        });
+    }
+    if let Some(limit) = options.limit {
+        all.truncate(limit);
+    }
+    all
+}
+
+/// One `ls --json` row.
+pub fn listed_json(l: &Listed) -> Value {
+    let c = &l.candidate;
+    json!({
+        "id": c.id,
+        "name": c.name,
+        "proposer": c.proposer.as_str(),
+        "status": l.summary.status.as_str(),
+        "fingerprint": c.fingerprint,
+        "parents": c.parents,
+        "params": c.stats.params,
+        "flops": c.stats.flops,
+        "metrics": l.summary.metrics,
+        "score": l.summary.score(),
+        "tags": c.tags,
+    })
+}
+
+fn score_text(s: &Summary) -> String {
+    match s.score() {
+        Some(v) => format!("{v:.4}"),
+        None => "-".to_string(),
+    }
+}
+
+fn short(fp: &str) -> &str {
+    &fp[..fp.len().min(12)]
+}
+
+/// An aligned table of candidates.
+pub fn table(rows: &[Listed], extra_metric: Option<&str>) -> String {
+    let extra = extra_metric.filter(|m| !matches!(*m, "score" | "params" | "flops" | "id"));
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "{:>5}  {:<24} {:<9} {:<9} {:>8}",
+        "id", "name", "proposer", "status", "score"
+    );
+    if let Some(m) = extra {
+        let _ = write!(out, " {:>12}", m);
+    }
+    let _ = writeln!(
+        out,
+        " {:>11} {:>14}  {:<12}  tags",
+        "params", "flops", "fingerprint"
+    );
+    for l in rows {
+        let c = &l.candidate;
+        let name: String = c.name.chars().take(24).collect();
+        let _ = write!(
+            out,
+            "{:>5}  {:<24} {:<9} {:<9} {:>8}",
+            c.id,
+            name,
+            c.proposer.as_str(),
+            l.summary.status.as_str(),
+            score_text(&l.summary)
+        );
+        if let Some(m) = extra {
+            let v = metric_of(l, m)
+                .map(|v| format!("{v:.4}"))
+                .unwrap_or("-".into());
+            let _ = write!(out, " {v:>12}");
+        }
+        let _ = writeln!(
+            out,
+            " {:>11} {:>14}  {:<12}  {}",
+            grouped(c.stats.params),
+            grouped(c.stats.flops),
+            short(&c.fingerprint),
+            c.tags.join(",")
+        );
+    }
+    out
+}
+
+/// A one-line picture of a curve: its minimum, its last value and a sparkline.
+pub fn curve_summary(curve: &[(u64, f64)]) -> String {
+    if curve.is_empty() {
+        return "no curve".to_string();
+    }
+    let values: Vec<f64> = curve
+        .iter()
+        .map(|p| p.1)
+        .filter(|v| v.is_finite())
+        .collect();
+    let (min, max) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let spark: String = values
+        .iter()
+        .map(|v| {
+            let t = if max > min {
+                (v - min) / (max - min)
+            } else {
+                0.0
+            };
+            BARS[((t * 7.0).round() as usize).min(7)]
+        })
+        .collect();
+    let (first, last) = (curve[0], curve[curve.len() - 1]);
+    format!(
+        "{} points, steps {}..{}: loss {:.4} -> {:.4} (min {:.4})  {spark}",
+        curve.len(),
+        first.0,
+        last.0,
+        first.1,
+        last.1,
+        min
+    )
+}
+
+fn when(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        .to_string()
+}
+
+/// Everything about one candidate, for people.
+pub fn show(c: &Candidate, s: &Summary, evaluations: &[Evaluation], children: &[u64]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "candidate {}: {}", c.id, c.name);
+    let _ = writeln!(
+        out,
+        "  status       {} (fidelity {}, {} evaluations)",
+        s.status.as_str(),
+        s.fidelity,
+        s.evaluations
+    );
+    let _ = writeln!(out, "  task         {}", c.task);
+    let _ = writeln!(
+        out,
+        "  proposer     {}{}",
+        c.proposer.as_str(),
+        c.model
+            .as_ref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default()
+    );
+    if let Some(src) = &c.source {
+        let _ = writeln!(out, "  source       {src}");
+    }
+    let _ = writeln!(out, "  created      {}", when(c.created_ms));
+    let _ = writeln!(out, "  fingerprint  {}", c.fingerprint);
+    let _ = writeln!(
+        out,
+        "  size         {} params, {} FLOPs per sample, {} nodes, depth {}",
+        grouped(c.stats.params),
+        grouped(c.stats.flops),
+        c.stats.nodes,
+        c.stats.depth
+    );
+    let _ = writeln!(out, "  parents      {}", ids(&c.parents));
+    let _ = writeln!(out, "  children     {}", ids(children));
+    if let Some(d) = c.duplicate_of {
+        let _ = writeln!(out, "  duplicate of {d}");
+    }
+    if !c.tags.is_empty() {
+        let _ = writeln!(out, "  tags         {}", c.tags.join(", "));
+    }
+    if c.tokens.prompt + c.tokens.completion > 0 || c.cost_usd > 0.0 {
+        let _ = writeln!(
+            out,
+            "  LLM cost     {} prompt + {} completion tokens, ${:.4}",
+            c.tokens.prompt, c.tokens.completion, c.cost_usd
+        );
+    }
+    if !s.metrics.is_empty() {
+        let _ = writeln!(out, "  metrics");
+        for (k, v) in &s.metrics {
+            let spread = s.spread.get(k).copied().unwrap_or(0.0);
+            let _ = writeln!(
+                out,
+                "    {k:<18} {v:.4}{}",
+                if spread > 0.0 {
+                    format!(" ± {spread:.4}")
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    if !evaluations.is_empty() {
+        let _ = writeln!(out, "  evaluations");
+        for e in evaluations {
+            let _ = writeln!(
+                out,
+                "    #{:<5} fidelity {} seed {:<4} {:<9} {}",
+                e.id,
+                e.fidelity,
+                e.seed,
+                e.outcome.as_str(),
+                e.reason.as_deref().unwrap_or("")
+            );
+            if !e.curve.is_empty() {
+                let _ = writeln!(out, "           {}", curve_summary(&e.curve));
+            }
+        }
+    }
+    if !c.motivation.is_empty() {
+        let _ = writeln!(out, "\nmotivation\n  {}", c.motivation);
+    }
+    let _ = writeln!(out, "\ncode\n{}", c.code.trim_end());
+    out
+}
+
+/// `show --json`.
+pub fn show_json(
+    c: &Candidate,
+    s: &Summary,
+    evaluations: &[Evaluation],
+    children: &[u64],
+) -> Value {
+    json!({
+        "candidate": c,
+        "summary": s,
+        "evaluations": evaluations,
+        "children": children,
+    })
+}
+
+fn ids(v: &[u64]) -> String {
+    if v.is_empty() {
+        return "-".to_string();
+    }
+    v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Ancestors and descendants, one per line, indented by distance.
+pub fn lineage(archive: &Archive, id: u64) -> autoarch_archive::Result<String> {
+    let line = |id: u64, depth: usize| -> autoarch_archive::Result<String> {
+        let c = archive
+            .candidate(id)?
+            .ok_or(autoarch_archive::Error::UnknownCandidate(id))?;
+        let s = archive.summary(id)?;
+        Ok(format!(
+            "{}{} {} [{}] score {}\n",
+            "  ".repeat(depth),
+            c.id,
+            c.name,
+            s.status.as_str(),
+            score_text(&s)
+        ))
+    };
+    let mut out = String::from("ancestors\n");
+    let ancestors = archive.ancestors(id)?;
+    if ancestors.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for (a, d) in ancestors {
+        out.push_str(&line(a, d)?);
+    }
+    out.push_str(&format!("candidate\n{}", line(id, 1)?));
+    out.push_str("descendants\n");
+    let descendants = archive.descendants(id)?;
+    if descendants.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for (a, d) in descendants {
+        out.push_str(&line(a, d)?);
+    }
+    Ok(out)
+}
+
+/// A unified diff of two candidates' code.
+pub fn diff(a: &Candidate, b: &Candidate) -> String {
+    similar::TextDiff::from_lines(&a.code, &b.code)
+        .unified_diff()
+        .context_radius(3)
+        .header(
+            &format!("{} {}", a.id, a.name),
+            &format!("{} {}", b.id, b.name),
+        )
+        .to_string()
+}
+
+/// What a seed file's header says: `# name:`, `# idea:` (continued on indented comment lines),
+/// `# task:`.
+pub fn seed_header(source: &str) -> BTreeMap<String, String> {
+    let mut fields: BTreeMap<String, String> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in source.lines() {
+        let Some(comment) = line.trim_start().strip_prefix('#') else {
+            if line.trim().is_empty() {
+                continue;
+            }
+            break;
+        };
+        let text = comment.trim();
+        match text.split_once(':') {
+            Some((key, value))
+                if !key.is_empty()
+                    && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                fields.insert(key.to_string(), value.trim().to_string());
+                current = Some(key.to_string());
+            }
+            _ => {
+                if let Some(key) = &current {
+                    let entry = fields.entry(key.clone()).or_default();
+                    entry.push(' ');
+                    entry.push_str(text);
+                }
+            }
+        }
+    }
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_headers_join_continued_lines() {
+        let h = seed_header(
+            "# name: X\n# idea: one\n#       two\n# task: mqar\n\nD = 1\n# note: not header\n",
+        );
+        assert_eq!(h["name"], "X");
+        assert_eq!(h["idea"], "one two");
+        assert_eq!(h["task"], "mqar");
+        assert!(!h.contains_key("note"));
+    }
+
+    #[test]
+    fn curve_summary_reads_at_a_glance() {
+        let s = curve_summary(&[(0, 2.0), (10, 1.0), (20, 0.5)]);
+        assert_eq!(
+            s,
+            "3 points, steps 0..20: loss 2.0000 -> 0.5000 (min 0.5000)  █▃▁"
+        );
+    }
+}
