@@ -27,13 +27,36 @@ fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn ls(
-    dir: &Path,
-    sort: Option<String>,
-    limit: Option<usize>,
-    status: Option<&str>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
+/// `ls` filters as the command line gives them.
+pub struct LsArgs<'a> {
+    pub sort: Option<String>,
+    pub limit: Option<usize>,
+    pub status: Option<&'a str>,
+    pub proposer: Option<&'a str>,
+    pub tag: Option<String>,
+    pub fingerprint: Option<String>,
+    pub json: bool,
+}
+
+pub fn ls(dir: &Path, args: LsArgs) -> anyhow::Result<ExitCode> {
+    let LsArgs {
+        sort,
+        limit,
+        status,
+        proposer,
+        tag,
+        fingerprint,
+        json,
+    } = args;
+    let proposer = proposer
+        .map(|p| {
+            autoarch_archive::ProposerKind::parse(p).ok_or_else(|| {
+                UsageError(format!(
+                    "unknown proposer {p:?}; use seed, human, llm or mutation"
+                ))
+            })
+        })
+        .transpose()?;
     let status = status
         .map(|s| {
             Status::parse(s).ok_or_else(|| {
@@ -51,6 +74,9 @@ pub fn ls(
             sort,
             limit,
             status,
+            proposer,
+            tag,
+            fingerprint,
         },
     );
     if json {

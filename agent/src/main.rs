@@ -75,6 +75,15 @@ enum Command {
         /// Only candidates with this status: pending, ok, failed, duplicate.
         #[arg(long)]
         status: Option<String>,
+        /// Only candidates from this proposer: seed, human, llm, mutation.
+        #[arg(long)]
+        proposer: Option<String>,
+        /// Only candidates with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only candidates whose fingerprint starts with this.
+        #[arg(long)]
+        fingerprint: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -195,8 +204,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sort,
             limit,
             status,
+            proposer,
+            tag,
+            fingerprint,
             json,
-        } => archive_cmd::ls(dir, sort, limit, status.as_deref(), json),
+        } => archive_cmd::ls(
+            dir,
+            archive_cmd::LsArgs {
+                sort,
+                limit,
+                status: status.as_deref(),
+                proposer: proposer.as_deref(),
+                tag,
+                fingerprint,
+                json,
+            },
+        ),
         Command::Show { id, json } => archive_cmd::show(dir, id, json),
         Command::Lineage { id } => archive_cmd::lineage(dir, id),
         Command::Diff { a, b } => archive_cmd::diff(dir, a, b),

@@ -9,10 +9,15 @@ use serde_json::{json, Value};
 use crate::format::grouped;
 
 /// How `ls` filters and orders.
+#[derive(Default)]
 pub struct ListOptions {
     pub sort: Option<String>,
     pub limit: Option<usize>,
     pub status: Option<autoarch_archive::Status>,
+    pub proposer: Option<autoarch_archive::ProposerKind>,
+    pub tag: Option<String>,
+    /// A fingerprint or a prefix of one.
+    pub fingerprint: Option<String>,
 }
 
 /// The value `ls` and `top` sort by: a summary metric, or the candidate's size.
@@ -29,6 +34,15 @@ pub fn metric_of(l: &Listed, metric: &str) -> Option<f64> {
 pub fn select(mut all: Vec<Listed>, options: &ListOptions) -> Vec<Listed> {
     if let Some(status) = options.status {
         all.retain(|l| l.summary.status == status);
+    }
+    if let Some(proposer) = options.proposer {
+        all.retain(|l| l.candidate.proposer == proposer);
+    }
+    if let Some(tag) = &options.tag {
+        all.retain(|l| l.candidate.tags.contains(tag));
+    }
+    if let Some(fp) = &options.fingerprint {
+        all.retain(|l| l.candidate.fingerprint.starts_with(fp.as_str()));
     }
     if let Some(metric) = &options.sort {
         let dir = direction(metric);

@@ -153,6 +153,36 @@ fn ls_sorts_filters_and_prints_json() {
         vec![3]
     );
 
+    assert_eq!(
+        ids(&autoarch(
+            &archive,
+            &["ls", "--proposer", "mutation", "--limit", "1", "--json"]
+        )),
+        vec![0]
+    );
+    assert_eq!(
+        ids(&autoarch(&archive, &["ls", "--proposer", "llm", "--json"])),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        ids(&autoarch(
+            &archive,
+            &["ls", "--fingerprint", "fp-grand", "--json"]
+        )),
+        vec![2]
+    );
+    assert!(autoarch(&archive, &["tag", "1", "keep"]).status.success());
+    assert_eq!(
+        ids(&autoarch(&archive, &["ls", "--tag", "keep", "--json"])),
+        vec![1]
+    );
+    assert_eq!(
+        autoarch(&archive, &["ls", "--proposer", "robot"])
+            .status
+            .code(),
+        Some(2)
+    );
+
     let table = stdout(&autoarch(&archive, &["ls", "--sort", "val_loss"]));
     assert!(
         table.lines().next().unwrap().contains("val_loss"),

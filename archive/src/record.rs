@@ -28,6 +28,17 @@ pub enum ProposerKind {
 }
 
 impl ProposerKind {
+    pub fn parse(s: &str) -> Option<ProposerKind> {
+        [
+            ProposerKind::Seed,
+            ProposerKind::Human,
+            ProposerKind::Llm,
+            ProposerKind::Mutation,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ProposerKind::Seed => "seed",
