@@ -156,7 +156,17 @@ impl Archive {
     /// [`Error::InUse`] when another process writes it.
     pub fn open(dir: &Path) -> Result<Archive> {
         let lock = WriterLock::acquire(dir)?;
-        let backend = SledBackend::open(dir)?;
+        // With the writer lock ours, a busy sled lock can only be this process's own: an archive
+        // just dropped whose file description a forking thread still shares. Wait it out briefly.
+        let deadline = std::time::Instant::now() + lock::SELF_RELEASE_WAIT;
+        let backend = loop {
+            match SledBackend::open(dir) {
+                Err(Error::InUse { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                other => break other?,
+            }
+        };
         let archive = Archive {
             backend: Box::new(backend),
             writes: Mutex::new(()),

@@ -405,3 +405,33 @@ fn kill_9_at_random_moments_loses_nothing_acknowledged() {
         30
     );
 }
+
+/// A forking thread shares the lock's file description until its child execs; a reopen right
+/// after a drop must wait that out instead of reporting the archive in use by itself.
+#[test]
+fn reopening_while_another_thread_spawns_processes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("archive");
+    let stop = Arc::new(AtomicBool::new(false));
+    let spawner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = std::process::Command::new("true").status();
+            }
+        })
+    };
+    for i in 0..100 {
+        let a = Archive::open(&path).unwrap_or_else(|e| panic!("reopen {i}: {e}"));
+        a.insert_candidate(candidate(&format!("r{i}"), &[]))
+            .unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    spawner.join().unwrap();
+    assert_eq!(
+        Archive::open(&path).unwrap().candidate_count().unwrap(),
+        100
+    );
+}
