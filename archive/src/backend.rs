@@ -135,7 +135,11 @@ impl SledBackend {
             .path(dir.join("db"))
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                // sled reports its file lock as ErrorKind::Other with this message.
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("could not acquire lock") =>
+                {
                     Error::InUse {
                         dir: dir.to_path_buf(),
                         pid: None,

@@ -12,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(source) = std::str::from_utf8(data) else {
         return;
     };
-    let task = if data.first().is_some_and(|b| b % 2 == 0) { "mqar" } else { "digits" };
+    let task = if data.first().is_some_and(|b| b % 2 == 0) {
+        "mqar"
+    } else {
+        "digits"
+    };
     let config = TraceConfig {
         task: TaskShape::by_name(task).expect("built-in task"),
         limits: Limits {
