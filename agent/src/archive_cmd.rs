@@ -266,11 +266,24 @@ pub fn export(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
 }
 
 pub fn import(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
-    let input = std::fs::File::open(file)
-        .map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))?;
+    let open = || {
+        std::fs::File::open(file)
+            .map(std::io::BufReader::new)
+            .map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))
+    };
+    // A dry run in memory first: a file that is bad anywhere stores nothing.
+    Archive::in_memory()
+        .import_jsonl(open()?)
+        .with_context(|| {
+            format!(
+                "{} is not a valid archive export; nothing was imported",
+                file.display()
+            )
+        })?;
+    let input = open()?;
     let mut archive = Archive::open(dir)?;
     archive.set_durable(false);
-    let n = archive.import_jsonl(std::io::BufReader::new(input))?;
+    let n = archive.import_jsonl(input)?;
     archive.flush()?;
     println!("imported {n} records into {}", dir.display());
     Ok(ExitCode::SUCCESS)

@@ -302,6 +302,27 @@ fn export_and_import_round_trip() {
         "{}",
         stderr(&out)
     );
+
+    // A file broken halfway stores nothing: the archive stays empty and can take a good file.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let broken = dir.path().join("broken.jsonl");
+    std::fs::write(
+        &broken,
+        format!("{}\n{}\n{{\"candidate\": 7}}\n", lines[0], lines[1]),
+    )
+    .unwrap();
+    let fresh = dir.path().join("fresh");
+    let out = autoarch(&fresh, &["import", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("nothing was imported"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(autoarch(&fresh, &["import", file.to_str().unwrap()])
+        .status
+        .success());
 }
 
 #[test]
