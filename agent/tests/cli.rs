@@ -143,11 +143,12 @@ fn memory_bomb_is_stopped_and_reported() {
 #[test]
 fn a_deadline_stops_slow_code() {
     let dir = tempfile::tempdir().unwrap();
-    // Each step is cheap, but there are many: the 0.3 s deadline fires before the tick budget.
+    // Few ticks, each slow (printing a 5,000-element list): the 0.3 s deadline fires long before
+    // the tick budget could.
     let file = write(
         dir.path(),
         "slow.star",
-        "def model(x):\n    s = 0\n    for i in range(1900000):\n        s += len(str(i))\n    return x\n",
+        "def model(x):\n    s = 0\n    for i in range(100000):\n        s += len(str(list(range(5000))))\n    return x\n",
     );
     let out = autoarch(&["check", &file, "--deadline", "0.3", "--json"]);
     assert_eq!(out.status.code(), Some(1));
