@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use autoarch_archive::{Archive, Status};
+use autoarch_archive::{Archive, ProposerKind, Status};
 use serde_json::json;
 
 use crate::review::{self, ListOptions};
@@ -27,15 +27,36 @@ fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `ls` filters as the command line gives them.
-pub struct LsArgs<'a> {
+/// What `ls` takes on the command line.
+#[derive(clap::Args)]
+pub struct LsArgs {
+    /// Sort by this metric, best first (score, val_loss, val_accuracy, params, flops, ...).
+    #[arg(long)]
     pub sort: Option<String>,
+    #[arg(long)]
     pub limit: Option<usize>,
-    pub status: Option<&'a str>,
-    pub proposer: Option<&'a str>,
+    /// Only candidates with this status: pending, ok, failed, duplicate.
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<Status>,
+    /// Only candidates from this proposer: seed, human, llm, mutation.
+    #[arg(long, value_parser = parse_proposer)]
+    pub proposer: Option<ProposerKind>,
+    /// Only candidates with this tag.
+    #[arg(long)]
     pub tag: Option<String>,
+    /// Only candidates whose fingerprint starts with this.
+    #[arg(long)]
     pub fingerprint: Option<String>,
+    #[arg(long)]
     pub json: bool,
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
+    Status::parse(s).ok_or_else(|| "use pending, ok, failed or duplicate".to_string())
+}
+
+fn parse_proposer(s: &str) -> Result<ProposerKind, String> {
+    ProposerKind::parse(s).ok_or_else(|| "use seed, human, llm or mutation".to_string())
 }
 
 pub fn ls(dir: &Path, args: LsArgs) -> anyhow::Result<ExitCode> {
@@ -48,24 +69,6 @@ pub fn ls(dir: &Path, args: LsArgs) -> anyhow::Result<ExitCode> {
         fingerprint,
         json,
     } = args;
-    let proposer = proposer
-        .map(|p| {
-            autoarch_archive::ProposerKind::parse(p).ok_or_else(|| {
-                UsageError(format!(
-                    "unknown proposer {p:?}; use seed, human, llm or mutation"
-                ))
-            })
-        })
-        .transpose()?;
-    let status = status
-        .map(|s| {
-            Status::parse(s).ok_or_else(|| {
-                UsageError(format!(
-                    "unknown status {s:?}; use pending, ok, failed or duplicate"
-                ))
-            })
-        })
-        .transpose()?;
     let archive = open_review(dir)?;
     let sort_metric = sort.clone();
     let rows = review::select(

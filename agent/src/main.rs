@@ -66,27 +66,7 @@ enum Command {
         command: SeedCommand,
     },
     /// List candidates.
-    Ls {
-        /// Sort by this metric, best first (score, val_loss, val_accuracy, params, flops, ...).
-        #[arg(long)]
-        sort: Option<String>,
-        #[arg(long)]
-        limit: Option<usize>,
-        /// Only candidates with this status: pending, ok, failed, duplicate.
-        #[arg(long)]
-        status: Option<String>,
-        /// Only candidates from this proposer: seed, human, llm, mutation.
-        #[arg(long)]
-        proposer: Option<String>,
-        /// Only candidates with this tag.
-        #[arg(long)]
-        tag: Option<String>,
-        /// Only candidates whose fingerprint starts with this.
-        #[arg(long)]
-        fingerprint: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
+    Ls(archive_cmd::LsArgs),
     /// Everything about one candidate: code, motivation, metrics, curve, parents, children.
     Show {
         id: u64,
@@ -200,26 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Seed {
             command: SeedCommand::Add { files, task, tag },
         } => seed_add(dir, &files, task, &tag),
-        Command::Ls {
-            sort,
-            limit,
-            status,
-            proposer,
-            tag,
-            fingerprint,
-            json,
-        } => archive_cmd::ls(
-            dir,
-            archive_cmd::LsArgs {
-                sort,
-                limit,
-                status: status.as_deref(),
-                proposer: proposer.as_deref(),
-                tag,
-                fingerprint,
-                json,
-            },
-        ),
+        Command::Ls(args) => archive_cmd::ls(dir, args),
         Command::Show { id, json } => archive_cmd::show(dir, id, json),
         Command::Lineage { id } => archive_cmd::lineage(dir, id),
         Command::Diff { a, b } => archive_cmd::diff(dir, a, b),
