@@ -3,6 +3,7 @@
 //! ARCHITECTURE.md).
 
 pub mod archive_cmd;
+pub mod eval_cmd;
 pub mod format;
 pub mod review;
 

@@ -98,6 +98,10 @@ enum Command {
     Tag { id: u64, tag: String },
     /// Check that every record decodes and every reference resolves.
     Verify,
+    /// Train and score one architecture file on a task, in an isolated worker process.
+    Eval(autoarch_agent::eval_cmd::EvalArgs),
+    /// Serve evaluation jobs: JSON lines on stdin, progress and results as JSON lines on stdout.
+    Worker,
     /// Print the language reference (the op registry) as markdown.
     Ops,
     /// List the built-in tasks and what they bind.
@@ -188,6 +192,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pareto { objectives, json } => archive_cmd::pareto(dir, &objectives, json),
         Command::Tag { id, tag } => archive_cmd::tag(dir, id, &tag),
         Command::Verify => archive_cmd::verify(dir),
+        Command::Eval(args) => autoarch_agent::eval_cmd::eval(args),
+        Command::Worker => {
+            autoarch_evaluator::worker::serve().context("worker")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Ops => {
             print!("{}", reference_markdown());
             Ok(ExitCode::SUCCESS)

@@ -1,7 +1,21 @@
 //! The autoarch evaluator: trains and scores traced architectures on a campaign's task.
 //!
-//! Built so far: the task data ([`data`]): the MQAR generator and the readers for text, the 8×8
-//! digits CSV and Fashion-MNIST IDX files, deterministic from a seed. The lowering of `ArchGraph`s
-//! to burn modules, the training loop and the isolated worker come next (see ARCHITECTURE.md).
+//! - [`model`]: `ArchGraph` → a burn model (parameters as `Param`s, an interpreter over the nodes).
+//! - [`data`] and [`task`]: the tasks' data, deterministic from a seed, and their losses and metrics.
+//! - [`train`]: AdamW with warm-up and cosine decay, global-norm clipping, divergence checks, scoring.
+//! - [`job`] and [`worker`]: the JSON-lines protocol and the isolated worker processes.
+//!
+//! The only crate that knows burn (a test in the agent crate holds that).
 
+pub mod custom;
 pub mod data;
+pub mod job;
+pub mod model;
+pub mod task;
+pub mod train;
+pub mod worker;
+
+pub use job::{run_job, EvalResult, Job, Status};
+pub use task::{Task, TaskConfig};
+pub use train::{Progress, TrainConfig};
+pub use worker::{Evaluator, JobLimits, WorkerCommand};

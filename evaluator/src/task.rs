@@ -1,0 +1,565 @@
+//! Tasks: what a candidate is trained and scored on. Each task has an input/output spec (a
+//! [`TaskShape`], which tracing binds), a loss, metrics, and a train/validation split, all
+//! deterministic from a seed.
+//!
+//! - `mqar`: generated in code (the embedded default, no files);
+//! - `charlm`: next-character prediction on a text file;
+//! - `digits` / `fashion`: images from the scikit-learn CSV or Fashion-MNIST IDX files;
+//! - `custom`: `.npy` or safetensors tensors described by a task TOML.
+
+use std::path::{Path, PathBuf};
+
+use autoarch_sandbox::{DType, Shape, TaskShape};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, CharCorpus, Images, Mqar, TokenBatch, CHAR_VOCAB, IGNORE};
+
+/// The task part of a job or a campaign config. Options a task does not use are refused.
+#[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskConfig {
+    pub name: String,
+    /// A file or directory the task reads (charlm, digits, fashion) or the task TOML (custom).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq_len: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_pairs: Option<usize>,
+    /// Validation examples (or windows) to score on; each task has a default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_size: Option<usize>,
+}
+
+impl TaskConfig {
+    pub fn named(name: &str) -> TaskConfig {
+        TaskConfig {
+            name: name.to_string(),
+            ..TaskConfig::default()
+        }
+    }
+}
+
+/// The task names `autoarch eval --task` accepts.
+pub const TASK_NAMES: &[&str] = &["mqar", "charlm", "digits", "fashion", "custom"];
+
+/// How the loss is computed from the model output and the targets.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Loss {
+    /// Int targets, one per output row; the output's last dim holds the class scores. Targets
+    /// equal to [`IGNORE`] carry no loss.
+    CrossEntropy { classes: usize },
+    /// Float targets of the output's shape.
+    Mse,
+}
+
+/// A batch ready for the model: the input (ints or floats, `batch × per-sample` row-major) and
+/// the targets.
+#[derive(Clone, PartialEq, Debug)]
+pub struct Batch {
+    pub size: usize,
+    pub ints: Vec<i64>,
+    pub floats: Vec<f32>,
+    pub int_targets: Vec<i64>,
+    pub float_targets: Vec<f32>,
+}
+
+/// Samples with a fixed per-sample shape, in memory.
+#[derive(Clone, PartialEq, Debug)]
+struct Table {
+    count: usize,
+    input_dims: Vec<usize>,
+    ints: Vec<i64>,
+    floats: Vec<f32>,
+    target_dims: Vec<usize>,
+    int_targets: Vec<i64>,
+    float_targets: Vec<f32>,
+}
+
+impl Table {
+    fn gather(&self, rows: &[usize]) -> Batch {
+        let per_in: usize = self.input_dims.iter().product();
+        let per_t: usize = self.target_dims.iter().product();
+        let pick = |v: &[i64], per: usize| -> Vec<i64> {
+            if v.is_empty() {
+                return Vec::new();
+            }
+            rows.iter()
+                .flat_map(|&r| v[r * per..(r + 1) * per].iter().copied())
+                .collect()
+        };
+        let pick_f = |v: &[f32], per: usize| -> Vec<f32> {
+            if v.is_empty() {
+                return Vec::new();
+            }
+            rows.iter()
+                .flat_map(|&r| v[r * per..(r + 1) * per].iter().copied())
+                .collect()
+        };
+        Batch {
+            size: rows.len(),
+            ints: pick(&self.ints, per_in),
+            floats: pick_f(&self.floats, per_in),
+            int_targets: pick(&self.int_targets, per_t),
+            float_targets: pick_f(&self.float_targets, per_t),
+        }
+    }
+
+    fn from_images(images: Images) -> Table {
+        Table {
+            count: images.count,
+            input_dims: vec![images.channels, images.height, images.width],
+            ints: Vec::new(),
+            floats: images.pixels,
+            target_dims: Vec::new(),
+            int_targets: images.labels,
+            float_targets: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Source {
+    Mqar {
+        mqar: Mqar,
+        validation: TokenBatch,
+    },
+    Chars {
+        corpus: CharCorpus,
+        seq_len: usize,
+        validation: TokenBatch,
+    },
+    Table {
+        train: Table,
+        validation: Table,
+    },
+}
+
+/// A loaded task.
+#[derive(Clone, Debug)]
+pub struct Task {
+    pub name: String,
+    pub shape: TaskShape,
+    pub loss: Loss,
+    /// The number of distinct token ids an int input holds (embeddings must cover it).
+    pub vocab: Option<u64>,
+    source: Source,
+}
+
+fn token_batch(b: TokenBatch) -> Batch {
+    Batch {
+        size: b.batch,
+        ints: b.tokens,
+        floats: Vec::new(),
+        int_targets: b.targets,
+        float_targets: Vec::new(),
+    }
+}
+
+/// Where the data of a task is looked for when `--data` is not given.
+pub fn default_data(name: &str) -> Vec<PathBuf> {
+    let here = |p: &str| PathBuf::from(p);
+    match name {
+        "charlm" => vec![here("data/shakespeare.txt")],
+        "digits" => vec![here("data/digits")],
+        "fashion" => vec![
+            here("/usr/share/datasets/fashion-mnist"),
+            here("data/fashion-mnist"),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+fn data_path(config: &TaskConfig) -> Result<PathBuf, String> {
+    if let Some(p) = &config.data {
+        if !p.exists() {
+            return Err(format!("{}: no such file or directory", p.display()));
+        }
+        return Ok(p.clone());
+    }
+    let candidates = default_data(&config.name);
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "task {} needs data: pass --data PATH, or run scripts/fetch-data.sh (looked in {})",
+                config.name,
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
+fn refuse(config: &TaskConfig, unused: &[(&str, bool)]) -> Result<(), String> {
+    for (key, set) in unused {
+        if *set {
+            return Err(format!("task {}: option {key} does not apply", config.name));
+        }
+    }
+    Ok(())
+}
+
+/// Finds the first existing file among names, with or without `.gz`.
+fn find_file(dir: &Path, names: &[&str]) -> Result<PathBuf, String> {
+    for name in names {
+        for candidate in [dir.join(name), dir.join(format!("{name}.gz"))] {
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(format!(
+        "{}: no {} (or .gz) there",
+        dir.display(),
+        names.join(" or ")
+    ))
+}
+
+impl Task {
+    /// Loads (or generates) the task's data. Validation sets are fixed by `seed`.
+    pub fn load(config: &TaskConfig, seed: u64) -> Result<Task, String> {
+        match config.name.as_str() {
+            "mqar" => {
+                refuse(config, &[("data", config.data.is_some())])?;
+                let d = Mqar::default();
+                let mqar = Mqar {
+                    seq_len: config.seq_len.unwrap_or(d.seq_len),
+                    vocab: config.vocab.unwrap_or(d.vocab),
+                    kv_pairs: config.kv_pairs.unwrap_or(d.kv_pairs),
+                };
+                mqar.validate()?;
+                let validation = mqar.validation(seed, config.validation_size.unwrap_or(256));
+                let shape = TaskShape::sequence(
+                    "mqar",
+                    "multi-query associative recall (Zoology): key-value pairs, then queries; predict each queried value",
+                    mqar.seq_len as u64,
+                    mqar.vocab as u64,
+                );
+                Ok(Task {
+                    name: "mqar".into(),
+                    shape,
+                    loss: Loss::CrossEntropy {
+                        classes: mqar.vocab,
+                    },
+                    vocab: Some(mqar.vocab as u64),
+                    source: Source::Mqar { mqar, validation },
+                })
+            }
+            "charlm" => {
+                refuse(
+                    config,
+                    &[
+                        ("vocab", config.vocab.is_some()),
+                        ("kv_pairs", config.kv_pairs.is_some()),
+                    ],
+                )?;
+                let path = data_path(config)?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let corpus = CharCorpus::from_text(&text, 0.1)?;
+                let seq_len = config.seq_len.unwrap_or(128);
+                if seq_len == 0 {
+                    return Err("charlm: seq_len must be at least 1".into());
+                }
+                let validation = corpus.validation(seq_len, config.validation_size.unwrap_or(256));
+                let shape = TaskShape::sequence(
+                    "charlm",
+                    "next-character language modelling on a text (bits per character)",
+                    seq_len as u64,
+                    CHAR_VOCAB as u64,
+                );
+                Ok(Task {
+                    name: "charlm".into(),
+                    shape,
+                    loss: Loss::CrossEntropy {
+                        classes: CHAR_VOCAB,
+                    },
+                    vocab: Some(CHAR_VOCAB as u64),
+                    source: Source::Chars {
+                        corpus,
+                        seq_len,
+                        validation,
+                    },
+                })
+            }
+            "digits" | "fashion" => {
+                refuse(
+                    config,
+                    &[
+                        ("seq_len", config.seq_len.is_some()),
+                        ("vocab", config.vocab.is_some()),
+                        ("kv_pairs", config.kv_pairs.is_some()),
+                    ],
+                )?;
+                let path = data_path(config)?;
+                let (train, validation) = if config.name == "digits" {
+                    let file = if path.is_dir() {
+                        find_file(&path, &["digits.csv"])?
+                    } else {
+                        path
+                    };
+                    data::read_digits_csv(&file)?.split(0.2, seed)
+                } else {
+                    let f = |names: &[&str]| find_file(&path, names);
+                    let train = data::read_idx(
+                        &f(&["train-images-idx3-ubyte"])?,
+                        &f(&["train-labels-idx1-ubyte"])?,
+                    )?;
+                    let test = data::read_idx(
+                        &f(&["t10k-images-idx3-ubyte"])?,
+                        &f(&["t10k-labels-idx1-ubyte"])?,
+                    )?;
+                    (train, test)
+                };
+                let mut validation = Table::from_images(validation);
+                if let Some(n) = config.validation_size {
+                    let rows: Vec<usize> = (0..n.min(validation.count)).collect();
+                    let b = validation.gather(&rows);
+                    validation.count = rows.len();
+                    validation.floats = b.floats;
+                    validation.int_targets = b.int_targets;
+                }
+                let shape = TaskShape::by_name(&config.name).expect("a built-in task");
+                Ok(Task {
+                    name: config.name.clone(),
+                    shape,
+                    loss: Loss::CrossEntropy { classes: 10 },
+                    vocab: None,
+                    source: Source::Table {
+                        train: Table::from_images(train),
+                        validation,
+                    },
+                })
+            }
+            "custom" => {
+                let path = config
+                    .data
+                    .clone()
+                    .ok_or("task custom needs --data TASK.toml (see README: custom tasks)")?;
+                crate::custom::load(&path, seed)
+            }
+            other => Err(format!(
+                "unknown task {other:?}; tasks are {}",
+                TASK_NAMES.join(", ")
+            )),
+        }
+    }
+
+    /// Random data with the shapes, loss and vocabulary of a built-in task: for timing steps
+    /// without data files (the step benchmark), not for judging architectures.
+    pub fn synthetic(name: &str, count: usize, seed: u64) -> Result<Task, String> {
+        let shape = TaskShape::by_name(name).ok_or_else(|| format!("unknown task {name:?}"))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let per: usize = shape.input.dims().iter().map(|d| d.size as usize).product();
+        let out: Vec<usize> = shape
+            .output
+            .dims()
+            .iter()
+            .map(|d| d.size as usize)
+            .collect();
+        let classes = *out.last().expect("outputs have a class dim");
+        let target_dims: Vec<usize> = shape.input.dims()[1..]
+            .iter()
+            .map(|d| d.size as usize)
+            .take(out.len() - 2)
+            .collect();
+        let per_target: usize = target_dims.iter().product();
+        let input_dims: Vec<usize> = shape.input.dims()[1..]
+            .iter()
+            .map(|d| d.size as usize)
+            .collect();
+        let vocab = (shape.input_dtype == DType::Int).then_some(classes as u64);
+        let (ints, floats) = match shape.input_dtype {
+            DType::Int => (
+                (0..count * per)
+                    .map(|_| rng.random_range(0..classes as i64))
+                    .collect(),
+                Vec::new(),
+            ),
+            DType::Float32 => (
+                Vec::new(),
+                (0..count * per).map(|_| rng.random::<f32>()).collect(),
+            ),
+        };
+        let targets = (0..count * per_target.max(1))
+            .map(|_| rng.random_range(0..classes as i64))
+            .collect();
+        let table = Table {
+            count,
+            input_dims,
+            ints,
+            floats,
+            target_dims,
+            int_targets: targets,
+            float_targets: Vec::new(),
+        };
+        Ok(Task {
+            name: name.to_string(),
+            shape,
+            loss: Loss::CrossEntropy { classes },
+            vocab,
+            source: Source::Table {
+                train: table.clone(),
+                validation: table,
+            },
+        })
+    }
+
+    /// Builds a custom task from in-memory tables (used by the custom loader).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_tables(
+        name: String,
+        description: String,
+        loss: Loss,
+        input_dims: Vec<usize>,
+        input: (Vec<i64>, Vec<f32>),
+        target_dims: Vec<usize>,
+        target: (Vec<i64>, Vec<f32>),
+        count: usize,
+        validation_fraction: f64,
+        seed: u64,
+    ) -> Result<Task, String> {
+        let vocab = (!input.0.is_empty()).then(|| input.0.iter().max().map_or(1, |m| m + 1) as u64);
+        let table = Table {
+            count,
+            input_dims: input_dims.clone(),
+            ints: input.0,
+            floats: input.1,
+            target_dims: target_dims.clone(),
+            int_targets: target.0,
+            float_targets: target.1,
+        };
+        let mut order: Vec<usize> = (0..count).collect();
+        rand::seq::SliceRandom::shuffle(&mut order[..], &mut ChaCha8Rng::seed_from_u64(seed));
+        let cut = ((count as f64) * (1.0 - validation_fraction.clamp(0.01, 0.9))).round() as usize;
+        if cut == 0 || cut >= count {
+            return Err(format!(
+                "custom task: {count} samples cannot be split into training and validation"
+            ));
+        }
+        let part = |rows: &[usize]| {
+            let b = table.gather(rows);
+            Table {
+                count: rows.len(),
+                input_dims: table.input_dims.clone(),
+                ints: b.ints,
+                floats: b.floats,
+                target_dims: table.target_dims.clone(),
+                int_targets: b.int_targets,
+                float_targets: b.float_targets,
+            }
+        };
+        let u = |d: &[usize]| d.iter().map(|&x| x as u64).collect::<Vec<_>>();
+        let output = match loss {
+            Loss::CrossEntropy { classes } => {
+                let mut o = u(&target_dims);
+                o.push(classes as u64);
+                o
+            }
+            Loss::Mse => u(&target_dims),
+        };
+        let input_dtype = if vocab.is_some() {
+            DType::Int
+        } else {
+            DType::Float32
+        };
+        let mut constants = Vec::new();
+        if let Loss::CrossEntropy { classes } = loss {
+            constants.push(("NUM_CLASSES".to_string(), classes as i64));
+        }
+        if let Some(v) = vocab {
+            constants.push(("VOCAB".to_string(), v as i64));
+        }
+        let shape = TaskShape {
+            name,
+            description,
+            input: Shape::batched(&u(&input_dims)),
+            input_dtype,
+            output: Shape::batched(&output),
+            constants,
+        };
+        Ok(Task {
+            name: "custom".into(),
+            shape,
+            loss,
+            vocab,
+            source: Source::Table {
+                train: part(&order[..cut]),
+                validation: part(&order[cut..]),
+            },
+        })
+    }
+
+    /// A fresh training batch.
+    pub fn train_batch(&self, rng: &mut ChaCha8Rng, size: usize) -> Batch {
+        match &self.source {
+            Source::Mqar { mqar, .. } => token_batch(mqar.batch(rng, size)),
+            Source::Chars {
+                corpus, seq_len, ..
+            } => token_batch(corpus.batch(rng, size, *seq_len)),
+            Source::Table { train, .. } => {
+                let rows: Vec<usize> = (0..size)
+                    .map(|_| rng.random_range(0..train.count))
+                    .collect();
+                train.gather(&rows)
+            }
+        }
+    }
+
+    /// The fixed validation set, in batches of at most `size`.
+    pub fn validation_batches(&self, size: usize) -> Vec<Batch> {
+        let size = size.max(1);
+        match &self.source {
+            Source::Mqar { validation, .. } | Source::Chars { validation, .. } => {
+                let per = validation.seq_len;
+                (0..validation.batch)
+                    .step_by(size)
+                    .map(|start| {
+                        let end = (start + size).min(validation.batch);
+                        Batch {
+                            size: end - start,
+                            ints: validation.tokens[start * per..end * per].to_vec(),
+                            floats: Vec::new(),
+                            int_targets: validation.targets[start * per..end * per].to_vec(),
+                            float_targets: Vec::new(),
+                        }
+                    })
+                    .collect()
+            }
+            Source::Table { validation, .. } => (0..validation.count)
+                .step_by(size)
+                .map(|start| {
+                    let rows: Vec<usize> = (start..(start + size).min(validation.count)).collect();
+                    validation.gather(&rows)
+                })
+                .collect(),
+        }
+    }
+
+    /// The number of validation samples.
+    pub fn validation_size(&self) -> usize {
+        match &self.source {
+            Source::Mqar { validation, .. } | Source::Chars { validation, .. } => validation.batch,
+            Source::Table { validation, .. } => validation.count,
+        }
+    }
+
+    /// Names of the metrics this task reports, besides `val_loss`.
+    pub fn reports_bpc(&self) -> bool {
+        self.name == "charlm"
+    }
+}
+
+/// Whether a target counts.
+pub fn counted(target: i64) -> bool {
+    target != IGNORE
+}
