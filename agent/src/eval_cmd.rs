@@ -61,6 +61,7 @@ pub fn worker_command() -> anyhow::Result<WorkerCommand> {
     Ok(WorkerCommand {
         program: std::env::current_exe().context("locating the autoarch binary")?,
         args: vec!["worker".to_string()],
+        env: Vec::new(),
     })
 }
 

@@ -96,10 +96,12 @@ fn npy(path: &Path) -> Result<Loaded, String> {
                 .collect(),
             Vec::new(),
         ),
-        (c, s) => return Err(format!(
+        (c, s) => {
+            return Err(format!(
             "{}: dtype {c:?} of {s} bytes is not supported (use float32/float64/int64/int32/uint8)",
             path.display()
-        )),
+        ))
+        }
     };
     Ok(Loaded {
         shape,

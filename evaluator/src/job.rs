@@ -195,6 +195,9 @@ pub fn run_job(job: &Job, on_progress: &mut dyn FnMut(Progress)) -> EvalResult {
             result.message = Some(e);
         }
     }
+    // JSON has no NaN or inf: the message already says where the loss stopped being finite.
+    result.curve.retain(|[_, loss]| loss.is_finite());
+    result.metrics.retain(|_, v| v.is_finite());
     result.wall_seconds = start.elapsed().as_secs_f64();
     result.peak_rss_mb = peak_rss_mb();
     result

@@ -222,15 +222,23 @@ fn clip_global_norm(grads: &mut [(&[Param<T>], &mut GradientsParams)], max_norm:
     if max_norm <= 0.0 {
         return;
     }
-    let mut sq = 0.0f64;
+    // One read-back for the whole norm: sum the squares on the device first.
+    let mut total: Option<Tensor<1>> = None;
     for (params, g) in grads.iter() {
         for p in params.iter() {
             if let Some(t) = g.get::<RANK>(p.id) {
-                sq += scalar(t.square().sum());
+                let sq = t.square().sum();
+                total = Some(match total {
+                    Some(acc) => acc + sq,
+                    None => sq,
+                });
             }
         }
     }
-    let norm = sq.sqrt();
+    let Some(total) = total else {
+        return;
+    };
+    let norm = scalar(total).sqrt();
     if !norm.is_finite() || norm <= max_norm {
         return;
     }
@@ -450,7 +458,7 @@ pub fn train(
             ));
             break;
         }
-        if last_report.elapsed() >= Duration::from_secs(1) {
+        if step == 1 || last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
             on_progress(Progress {
                 step,

@@ -32,9 +32,21 @@ pub enum WorkerMessage {
     Result(Box<EvalResult>),
 }
 
-/// The environment variable that makes a worker fail on purpose (for fault tests):
-/// `panic` panics at the start of each job, `abort` aborts the process.
+/// The environment variable that makes a worker fail on purpose, for fault tests:
+/// `panic:ID` panics at the start of the job with id `ID`, `abort:ID` aborts the process there.
 pub const FAULT_ENV: &str = "AUTOARCH_WORKER_FAULT";
+
+/// Fails on purpose when [`FAULT_ENV`] names this job.
+fn injected_fault(job: &Job) {
+    let Ok(spec) = std::env::var(FAULT_ENV) else {
+        return;
+    };
+    match spec.split_once(':') {
+        Some(("panic", id)) if id == job.id => panic!("injected fault ({FAULT_ENV}={spec})"),
+        Some(("abort", id)) if id == job.id => std::process::abort(),
+        _ => {}
+    }
+}
 
 /// The worker side: serve jobs from stdin until it closes.
 ///
@@ -58,11 +70,7 @@ pub fn serve() -> std::io::Result<()> {
         }
         let result = match serde_json::from_str::<Job>(&line) {
             Ok(job) => {
-                match std::env::var(FAULT_ENV).as_deref() {
-                    Ok("panic") => panic!("injected fault ({FAULT_ENV}=panic)"),
-                    Ok("abort") => std::process::abort(),
-                    _ => {}
-                }
+                injected_fault(&job);
                 let mut send_progress = |p: Progress| {
                     let msg = WorkerMessage::Progress(p);
                     if let Ok(mut s) = serde_json::to_string(&msg) {
@@ -84,11 +92,12 @@ pub fn serve() -> std::io::Result<()> {
     Ok(())
 }
 
-/// How to start a worker: a program and its arguments (`autoarch worker`).
+/// How to start a worker: a program, its arguments (`autoarch worker`) and extra environment.
 #[derive(Clone, Debug)]
 pub struct WorkerCommand {
     pub program: PathBuf,
     pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
 }
 
 /// Per-job limits the parent enforces.
@@ -134,6 +143,7 @@ impl Worker {
         let address_space = (memory_mb + ADDRESS_SPACE_SLACK_MB).saturating_mul(1024 * 1024);
         let mut cmd = Command::new(&command.program);
         cmd.args(&command.args)
+            .envs(command.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -67,6 +67,10 @@ fn seed_parameter_counts_match_hand_counts() {
             embed + positions + 2 * transformer_layer + head,
         ),
         (
+            "shift_attention.star",
+            embed + positions + lin(64, 64) + 2 * transformer_layer + head,
+        ),
+        (
             "linear_attention.star",
             embed + positions + 2 * transformer_layer + head,
         ),
@@ -241,6 +245,7 @@ fn seed_fingerprints_are_stable() {
         mobilenet.star           e06dffd74fde55908b424547ec27c4a1
         patch_transformer.star   677a954d99abcf5b398798961f56bf53
         resnet.star              d14db7f34f43a429159b41dd9e957de2
+        shift_attention.star     772b1a4ff6c8c218fb1bd6923c688ac3
         transformer.star         9e5f11fd42117d2cb906b332b4d2a68d
     "#]]
     .assert_eq(&listing);

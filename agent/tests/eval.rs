@@ -1,0 +1,260 @@
+//! `autoarch eval` and the isolated worker, driven through the real binary: the JSON result, and
+//! every way a job can fail ending as an outcome while the parent carries on.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use autoarch_evaluator::{
+    Evaluator, Job, JobLimits, Status, TaskConfig, TrainConfig, WorkerCommand,
+};
+use autoarch_sandbox::Limits;
+use serde_json::Value;
+
+fn autoarch() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_autoarch"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A small MQAR so that jobs finish in a second or two.
+fn tiny_task() -> TaskConfig {
+    TaskConfig {
+        name: "mqar".into(),
+        seq_len: Some(16),
+        vocab: Some(16),
+        kv_pairs: Some(2),
+        validation_size: Some(16),
+        ..TaskConfig::default()
+    }
+}
+
+const TINY_MODEL: &str =
+    "def model(tokens):\n    h = embedding(tokens, VOCAB, 16)\n    return linear(gelu(h), VOCAB)\n";
+
+/// Activations overflow: exp(10⁴·x) is inf in f32 wherever x > 0.009, so the loss is NaN.
+const OVERFLOWING_MODEL: &str = "def model(tokens):\n    h = embedding(tokens, VOCAB, 16) * 10000.0\n    return linear(exp(h), VOCAB)\n";
+
+/// About 67M parameters (268 MB of weights before gradients and optimizer state).
+const HUGE_MODEL: &str = "def model(tokens):\n    h = linear(embedding(tokens, VOCAB, 8192), 8192)\n    return linear(h, VOCAB)\n";
+
+fn job(id: &str, code: &str, steps: u64) -> Job {
+    Job {
+        id: id.into(),
+        code: code.into(),
+        task: tiny_task(),
+        train: TrainConfig {
+            steps: Some(steps),
+            batch_size: 8,
+            latency_repeats: 2,
+            ..TrainConfig::default()
+        },
+        limits: Limits::default(),
+    }
+}
+
+/// Processes whose environment carries `tag` (the workers a test started).
+fn processes_tagged(tag: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("procfs").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        if let Ok(env) = std::fs::read(entry.path().join("environ")) {
+            if env.split(|&b| b == 0).any(|kv| kv == tag.as_bytes()) {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+fn evaluator(tag: &str, extra: &[(&str, &str)]) -> Evaluator {
+    let mut env = vec![("AUTOARCH_TEST_TAG".to_string(), tag.to_string())];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Evaluator::new(WorkerCommand {
+        program: env!("CARGO_BIN_EXE_autoarch").into(),
+        args: vec!["worker".into()],
+        env,
+    })
+}
+
+#[test]
+fn every_failure_is_an_outcome_and_the_parent_carries_on() {
+    let tag = format!("AUTOARCH_TEST_TAG=faults-{}", std::process::id());
+    let tag_value = tag.trim_start_matches("AUTOARCH_TEST_TAG=").to_string();
+    let mut ev = evaluator(&tag_value, &[("AUTOARCH_WORKER_FAULT", "panic:boom")]);
+    let generous = JobLimits {
+        timeout: Duration::from_secs(120),
+        memory_mb: 2048,
+    };
+    let mut quiet = |_| {};
+
+    // Overflowing activations: diverged, with the step it happened at.
+    let r = ev.evaluate(
+        &job("overflow", OVERFLOWING_MODEL, 20),
+        generous,
+        &mut quiet,
+    );
+    assert_eq!(r.status, Status::Diverged, "{r:?}");
+    assert!(r.message.as_deref().unwrap_or("").contains("step"), "{r:?}");
+
+    // Over the memory limit: oom, and the worker is gone.
+    let small = JobLimits {
+        timeout: Duration::from_secs(120),
+        memory_mb: 300,
+    };
+    let r = ev.evaluate(&job("huge", HUGE_MODEL, 5), small, &mut quiet);
+    assert_eq!(r.status, Status::Oom, "{r:?}");
+
+    // Over the timeout: stopped within timeout + 2 s, nothing left behind.
+    let short = JobLimits {
+        timeout: Duration::from_secs(3),
+        memory_mb: 2048,
+    };
+    let start = Instant::now();
+    let r = ev.evaluate(&job("forever", TINY_MODEL, 100_000_000), short, &mut quiet);
+    let took = start.elapsed();
+    assert_eq!(r.status, Status::Timeout, "{r:?}");
+    assert!(took < Duration::from_secs(5), "timeout took {took:?}");
+    assert!(
+        processes_tagged(&tag).is_empty(),
+        "worker processes left after the timeout: {:?}",
+        processes_tagged(&tag)
+    );
+
+    // A worker that panics: crashed, with the panic message in the stderr tail.
+    let r = ev.evaluate(&job("boom", TINY_MODEL, 5), generous, &mut quiet);
+    assert_eq!(r.status, Status::Crashed, "{r:?}");
+    let tail = r.stderr_tail.clone().unwrap_or_default();
+    assert!(tail.contains("injected fault"), "stderr tail: {tail}");
+
+    // Code that does not trace: invalid with located diagnostics.
+    let r = ev.evaluate(
+        &job(
+            "broken",
+            "def model(tokens):\n    return linear(tokens, 3\n",
+            5,
+        ),
+        generous,
+        &mut quiet,
+    );
+    assert_eq!(r.status, Status::Invalid, "{r:?}");
+    assert!(!r.diagnostics.is_empty(), "{r:?}");
+
+    // And the next job runs normally on a fresh worker.
+    let mut progress = 0;
+    let r = ev.evaluate(&job("fine", TINY_MODEL, 30), generous, &mut |_| {
+        progress += 1
+    });
+    assert_eq!(r.status, Status::Ok, "{r:?}");
+    assert_eq!(r.id, "fine");
+    assert!(r.metrics.contains_key("val_accuracy"), "{r:?}");
+    assert_eq!(r.steps, 30);
+    drop(ev);
+    assert!(
+        processes_tagged(&tag).is_empty(),
+        "workers outlive their evaluator"
+    );
+}
+
+#[test]
+fn eval_json_reports_metrics_costs_and_curve() {
+    let out = autoarch()
+        .current_dir(repo())
+        .args([
+            "eval",
+            "seeds/mlp_only.star",
+            "--steps",
+            "20",
+            "--seq-len",
+            "16",
+            "--vocab",
+            "32",
+        ])
+        .args(["--kv-pairs", "2", "--json"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["status"], "ok");
+    let metrics = &v["metrics"];
+    assert!(metrics["val_loss"].as_f64().expect("val_loss").is_finite());
+    let acc = metrics["val_accuracy"].as_f64().expect("val_accuracy");
+    assert!((0.0..=1.0).contains(&acc));
+    for key in [
+        "params",
+        "flops",
+        "throughput",
+        "wall_seconds",
+        "peak_rss_mb",
+    ] {
+        assert!(v[key].as_f64().expect(key) > 0.0, "{key}: {v}");
+    }
+    assert!(v["latency_ms"]["batch_1"].as_f64().expect("latency") > 0.0);
+    assert!(!v["curve"].as_array().expect("curve").is_empty());
+    // Progress went to stderr.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("step"));
+}
+
+#[test]
+fn eval_reports_invalid_code_with_diagnostics_and_exit_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bad.star");
+    std::fs::write(
+        &file,
+        "def model(tokens):\n    return linear(tokens, VOCAB)\n",
+    )
+    .expect("write");
+    let out = autoarch()
+        .args(["eval"])
+        .arg(&file)
+        .args(["--steps", "5"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("status        invalid"), "{stdout}");
+    assert!(stdout.contains("bad.star:2:"), "{stdout}");
+}
+
+#[test]
+fn eval_refuses_an_unknown_task_and_a_bad_budget_as_usage_errors() {
+    let out = autoarch()
+        .current_dir(repo())
+        .args(["eval", "seeds/mlp_only.star", "--task", "imagenet"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown task"));
+    let out = autoarch()
+        .current_dir(repo())
+        .args(["eval", "seeds/mlp_only.star", "--steps", "0"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn eval_of_a_missing_dataset_says_how_to_get_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = autoarch()
+        .current_dir(dir.path())
+        .arg("eval")
+        .arg(repo().join("seeds/cnn.star"))
+        .args(["--task", "digits", "--steps", "2"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("scripts/fetch-data.sh"), "{stdout}");
+}

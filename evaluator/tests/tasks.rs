@@ -1,0 +1,303 @@
+//! Tasks end to end, in process: each built-in task and the custom task trains a small model
+//! on data generated here, reports its metrics, and repeats exactly with the same seed.
+
+use std::path::Path;
+
+use autoarch_evaluator::{run_job, Job, Status, Task, TaskConfig, TrainConfig};
+use autoarch_sandbox::Limits;
+use npyz::WriterBuilder;
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+
+fn job(code: &str, task: TaskConfig, steps: u64) -> Job {
+    Job {
+        id: "t".into(),
+        code: code.into(),
+        task,
+        train: TrainConfig {
+            steps: Some(steps),
+            batch_size: 16,
+            latency_repeats: 2,
+            ..TrainConfig::default()
+        },
+        limits: Limits::default(),
+    }
+}
+
+const SEQUENCE_MODEL: &str = "def model(tokens):\n    h = embedding(tokens, VOCAB, 16)\n    h = h + causal_conv(h)\n    return linear(h, VOCAB)\n\ndef causal_conv(h):\n    t = permute(h, [0, 2, 1])\n    t = conv1d(pad(t, [2, 0]), 16, 3)\n    return permute(t, [0, 2, 1])\n";
+
+const IMAGE_MODEL: &str =
+    "def model(x):\n    return linear(relu(linear(flatten(x), 32)), NUM_CLASSES)\n";
+
+#[test]
+fn charlm_reports_bits_per_character_on_generated_text() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = "the cat sat on the mat. ".repeat(400);
+    let file = dir.path().join("text.txt");
+    std::fs::write(&file, &text).expect("write");
+    let task = TaskConfig {
+        name: "charlm".into(),
+        data: Some(file),
+        seq_len: Some(32),
+        validation_size: Some(16),
+        ..TaskConfig::default()
+    };
+    let r = run_job(&job(SEQUENCE_MODEL, task, 150), &mut |_| {});
+    assert_eq!(r.status, Status::Ok, "{r:?}");
+    let bpc = r.metrics["val_bpc"];
+    assert!((bpc - r.metrics["val_loss"] / std::f64::consts::LN_2).abs() < 1e-9);
+    // A repeated sentence is easy: far below the 7 bits of a uniform guess over 128 characters.
+    assert!(bpc < 3.0, "bpc {bpc}");
+}
+
+/// Writes a digits CSV in scikit-learn's layout: 64 values 0–16 and a label per line. Class k
+/// lights up row k % 8 of the image, so the classes are learnable.
+fn write_digits(dir: &Path, n: usize) {
+    let mut csv = String::new();
+    for i in 0..n {
+        let label = i % 10;
+        let pixels: Vec<String> = (0..64)
+            .map(|p| {
+                if p / 8 == label % 8 && (label < 8 || p % 2 == 0) {
+                    "16"
+                } else {
+                    "0"
+                }
+                .to_string()
+            })
+            .collect();
+        csv.push_str(&format!("{},{label}\n", pixels.join(",")));
+    }
+    std::fs::write(dir.join("digits.csv"), csv).expect("write");
+}
+
+#[test]
+fn digits_trains_from_a_csv_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_digits(dir.path(), 300);
+    let task = TaskConfig {
+        name: "digits".into(),
+        data: Some(dir.path().to_path_buf()),
+        ..TaskConfig::default()
+    };
+    let r = run_job(&job(IMAGE_MODEL, task, 120), &mut |_| {});
+    assert_eq!(r.status, Status::Ok, "{r:?}");
+    assert!(r.metrics["val_accuracy"] > 0.9, "{:?}", r.metrics);
+}
+
+fn idx_images(n: usize, side: usize, f: impl Fn(usize, usize) -> u8) -> Vec<u8> {
+    let mut v = Vec::new();
+    for x in [0x0803u32, n as u32, side as u32, side as u32] {
+        v.extend(x.to_be_bytes());
+    }
+    for i in 0..n {
+        for p in 0..side * side {
+            v.push(f(i, p));
+        }
+    }
+    v
+}
+
+fn idx_labels(labels: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for x in [0x0801u32, labels.len() as u32] {
+        v.extend(x.to_be_bytes());
+    }
+    v.extend(labels);
+    v
+}
+
+#[test]
+fn fashion_reads_idx_files_and_uses_the_test_split_for_validation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pixel = |i: usize, p: usize| if p / 28 == (i % 10) * 2 { 255 } else { 0 };
+    let labels: Vec<u8> = (0..200).map(|i| (i % 10) as u8).collect();
+    for (prefix, n) in [("train", 200), ("t10k", 50)] {
+        std::fs::write(
+            dir.path().join(format!("{prefix}-images-idx3-ubyte")),
+            idx_images(n, 28, pixel),
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join(format!("{prefix}-labels-idx1-ubyte")),
+            idx_labels(&labels[..n]),
+        )
+        .expect("write");
+    }
+    let task = TaskConfig {
+        name: "fashion".into(),
+        data: Some(dir.path().to_path_buf()),
+        ..TaskConfig::default()
+    };
+    let loaded = Task::load(&task, 0).expect("loads");
+    assert_eq!(loaded.validation_size(), 50);
+    let r = run_job(&job(IMAGE_MODEL, task, 60), &mut |_| {});
+    assert_eq!(r.status, Status::Ok, "{r:?}");
+    assert!(r.metrics["val_accuracy"] > 0.9, "{:?}", r.metrics);
+}
+
+fn write_npy_f32(path: &Path, shape: &[u64], data: &[f32]) {
+    let mut buf = Vec::new();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(&mut buf)
+        .begin_nd()
+        .expect("npy writer");
+    w.extend(data.iter().copied()).expect("write");
+    w.finish().expect("finish");
+    std::fs::write(path, buf).expect("write");
+}
+
+fn write_npy_i64(path: &Path, shape: &[u64], data: &[i64]) {
+    let mut buf = Vec::new();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(&mut buf)
+        .begin_nd()
+        .expect("npy writer");
+    w.extend(data.iter().copied()).expect("write");
+    w.finish().expect("finish");
+    std::fs::write(path, buf).expect("write");
+}
+
+#[test]
+fn custom_classification_from_npy_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 2-D points; the class is which side of the line x0 + x1 = 1 they fall.
+    let n = 400;
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for i in 0..n {
+        let a = ((i * 37) % 100) as f32 / 100.0;
+        let b = ((i * 53) % 100) as f32 / 100.0;
+        xs.extend([a, b]);
+        ys.push(i64::from(a + b > 1.0));
+    }
+    write_npy_f32(&dir.path().join("x.npy"), &[n as u64, 2], &xs);
+    write_npy_i64(&dir.path().join("y.npy"), &[n as u64], &ys);
+    let toml = dir.path().join("task.toml");
+    std::fs::write(
+        &toml,
+        "name = \"halfplane\"\ninput = \"x.npy\"\ntarget = \"y.npy\"\nloss = \"cross_entropy\"\n",
+    )
+    .expect("write");
+    let task = TaskConfig {
+        name: "custom".into(),
+        data: Some(toml),
+        ..TaskConfig::default()
+    };
+    let loaded = Task::load(&task, 0).expect("loads");
+    assert_eq!(loaded.shape.output.to_string(), "[B, 2]");
+    let code = "def model(x):\n    return linear(relu(linear(x, 32)), NUM_CLASSES)\n";
+    let r = run_job(&job(code, task, 300), &mut |_| {});
+    assert_eq!(r.status, Status::Ok, "{r:?}");
+    assert!(r.metrics["val_accuracy"] > 0.85, "{:?}", r.metrics);
+}
+
+#[test]
+fn custom_regression_from_safetensors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 256usize;
+    let xs: Vec<f32> = (0..n * 3)
+        .map(|i| ((i * 7919) % 101) as f32 / 101.0)
+        .collect();
+    let ys: Vec<f32> = xs
+        .chunks(3)
+        .map(|c| 2.0 * c[0] - c[1] + 0.5 * c[2])
+        .collect();
+    let bytes = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
+    let (xb, yb) = (bytes(&xs), bytes(&ys));
+    let tensors = vec![
+        (
+            "x",
+            TensorView::new(Dtype::F32, vec![n, 3], &xb).expect("view"),
+        ),
+        (
+            "y",
+            TensorView::new(Dtype::F32, vec![n, 1], &yb).expect("view"),
+        ),
+    ];
+    let data = safetensors::tensor::serialize(tensors, None).expect("serialize");
+    std::fs::write(dir.path().join("data.safetensors"), data).expect("write");
+    let toml = dir.path().join("task.toml");
+    std::fs::write(
+        &toml,
+        "input = \"data.safetensors:x\"\ntarget = \"data.safetensors:y\"\nloss = \"mse\"\n",
+    )
+    .expect("write");
+    let task = TaskConfig {
+        name: "custom".into(),
+        data: Some(toml),
+        ..TaskConfig::default()
+    };
+    let mut j = job("def model(x):\n    return linear(x, 1)\n", task, 300);
+    j.train.learning_rate = 3e-2;
+    let r = run_job(&j, &mut |_| {});
+    assert_eq!(r.status, Status::Ok, "{r:?}");
+    assert!(r.metrics["val_mse"] < 0.01, "{:?}", r.metrics);
+    assert!(!r.metrics.contains_key("val_accuracy"));
+}
+
+#[test]
+fn broken_custom_task_files_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_npy_f32(&dir.path().join("x.npy"), &[4, 2], &[0.0; 8]);
+    write_npy_f32(&dir.path().join("y.npy"), &[3], &[0.0; 3]);
+    let toml = dir.path().join("task.toml");
+    let load = |text: &str| {
+        std::fs::write(&toml, text).expect("write");
+        let task = TaskConfig {
+            name: "custom".into(),
+            data: Some(toml.clone()),
+            ..TaskConfig::default()
+        };
+        Task::load(&task, 0).map(|_| ()).unwrap_err()
+    };
+    let e = load("input = \"x.npy\"\ntarget = \"y.npy\"\nloss = \"mse\"\n");
+    assert!(e.contains("4 samples"), "{e}");
+    let e = load("input = \"x.npy\"\ntarget = \"x.npy\"\nloss = \"cross_entropy\"\n");
+    assert!(e.contains("integer class targets"), "{e}");
+    let e = load("input = \"x.npy\"\ntarget = \"y.npy\"\nloss = \"hinge\"\n");
+    assert!(e.contains("hinge"), "{e}");
+    let e = load("input = \"missing.npy\"\ntarget = \"y.npy\"\nloss = \"mse\"\n");
+    assert!(e.contains("missing.npy"), "{e}");
+    std::fs::write(dir.path().join("junk.npy"), b"not an npy file").expect("write");
+    let e = load("input = \"junk.npy\"\ntarget = \"y.npy\"\nloss = \"mse\"\n");
+    assert!(e.contains("junk.npy"), "{e}");
+}
+
+#[test]
+fn task_options_that_do_not_apply_are_refused() {
+    let mut t = TaskConfig::named("mqar");
+    t.data = Some("x".into());
+    assert!(Task::load(&t, 0).unwrap_err().contains("data"));
+    let mut t = TaskConfig::named("digits");
+    t.kv_pairs = Some(3);
+    assert!(Task::load(&t, 0).unwrap_err().contains("kv_pairs"));
+    assert!(Task::load(&TaskConfig::named("imagenet"), 0)
+        .unwrap_err()
+        .contains("unknown task"));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_metrics() {
+    let task = TaskConfig {
+        name: "mqar".into(),
+        seq_len: Some(16),
+        vocab: Some(16),
+        kv_pairs: Some(2),
+        validation_size: Some(32),
+        ..TaskConfig::default()
+    };
+    let a = run_job(&job(SEQUENCE_MODEL, task.clone(), 25), &mut |_| {});
+    let b = run_job(&job(SEQUENCE_MODEL, task.clone(), 25), &mut |_| {});
+    assert_eq!(a.status, Status::Ok, "{a:?}");
+    assert_eq!(a.metrics, b.metrics);
+    assert_eq!(a.curve, b.curve);
+    let mut other = job(SEQUENCE_MODEL, task, 25);
+    other.train.seed = 1;
+    let c = run_job(&other, &mut |_| {});
+    assert_ne!(a.curve, c.curve, "a different seed trains differently");
+}
