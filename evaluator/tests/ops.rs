@@ -912,7 +912,8 @@ fn binary_ops_broadcast_like_numpy() {
     // x: [B=2, 1, 4]; p: [4] = 1, 2, 4, 8 broadcast over the batch.
     let x = [-2.0, -0.5, 0.5, 2.0, 1.0, 2.0, 3.0, 4.0];
     let p = vec![1.0, 2.0, 4.0, 8.0];
-    let cases: [(Op, fn(f64, f64) -> f64); 6] = [
+    type Binary = fn(f64, f64) -> f64;
+    let cases: [(Op, Binary); 6] = [
         (Op::Add, |a, b| a + b),
         (Op::Sub, |a, b| a - b),
         (Op::Mul, |a, b| a * b),
