@@ -57,8 +57,6 @@ pub struct GraphModel {
     pub buffers: Vec<T>,
     /// For each graph parameter: where it lives.
     slots: Vec<Slot>,
-    /// The task's vocabulary for int inputs (ids are checked against embeddings at compile time).
-    batch_norm_momentum: Vec<Option<f64>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -148,14 +146,6 @@ pub fn compile(
         no_decay: Vec::new(),
         buffers: Vec::new(),
         slots: Vec::new(),
-        batch_norm_momentum: graph
-            .nodes
-            .iter()
-            .map(|n| match n.op {
-                Op::BatchNorm { momentum, .. } => Some(momentum),
-                _ => None,
-            })
-            .collect(),
     };
     for spec in &graph.params {
         let dims: Vec<usize> = spec.shape.iter().map(|&d| d as usize).collect();
@@ -444,7 +434,7 @@ impl GraphModel {
                 let ms = x.clone().square().mean_dim(RANK - 1);
                 x / (ms + *eps).sqrt() * p(0)
             }
-            Op::BatchNorm { eps, .. } => {
+            Op::BatchNorm { eps, momentum } => {
                 let x = x()?;
                 let shape = in_shape(0);
                 let ch = axis(shape, 1);
@@ -458,7 +448,7 @@ impl GraphModel {
                     Mode::Train => {
                         let mean = x.clone().mean_dims(&reduce);
                         let var = (x.clone() - mean.clone()).square().mean_dims(&reduce);
-                        let momentum = self.batch_norm_momentum[i].unwrap_or(0.1);
+                        let momentum = *momentum;
                         let n = (out_shape.iter().product::<usize>() / out_shape[ch]) as f64;
                         let unbiased = var.clone().detach() * (n / (n - 1.0).max(1.0));
                         let (rm, rv) = (node.params[2], node.params[3]);
