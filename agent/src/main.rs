@@ -442,4 +442,8 @@ fn print_tasks() {
         );
         println!("          {}", t.description);
     }
+    println!(
+        "{:<9} shapes, loss and constants from a task TOML naming .npy or safetensors data (eval --data TASK.toml)",
+        "custom"
+    );
 }
