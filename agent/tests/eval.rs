@@ -258,3 +258,34 @@ fn eval_of_a_missing_dataset_says_how_to_get_it() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("scripts/fetch-data.sh"), "{stdout}");
 }
+
+#[test]
+fn worker_answers_a_line_that_is_not_a_job_and_keeps_serving() {
+    use std::io::Write;
+    let mut child = autoarch()
+        .arg("worker")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut stdin = child.stdin.take().expect("piped");
+    let job = serde_json::to_string(&job("after", "def model(tokens):\n    return tokens\n", 1))
+        .expect("json");
+    writeln!(stdin, "{{ not json\n{job}").expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().expect("exits");
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is a message"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["result"]["status"], "invalid");
+    assert!(lines[0]["result"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("not a job"));
+    // The next job is served: code returning int ids instead of scores does not trace.
+    assert_eq!(lines[1]["result"]["id"], "after");
+    assert_eq!(lines[1]["result"]["status"], "invalid");
+}

@@ -57,6 +57,8 @@ pub struct GraphModel {
     pub buffers: Vec<T>,
     /// For each graph parameter: where it lives.
     slots: Vec<Slot>,
+    /// For each node: the last node that reads it (`usize::MAX` for the output).
+    last_use: Vec<usize>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -107,6 +109,17 @@ fn init_values(init: Init, n: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     }
 }
 
+fn last_uses(graph: &ArchGraph) -> Vec<usize> {
+    let mut last_use = vec![0usize; graph.nodes.len()];
+    for (i, n) in graph.nodes.iter().enumerate() {
+        for &j in &n.inputs {
+            last_use[j] = i;
+        }
+    }
+    last_use[graph.output] = usize::MAX;
+    last_use
+}
+
 /// Why a graph cannot be compiled (reported as the `invalid` outcome).
 pub fn check_graph(graph: &ArchGraph, vocab: Option<u64>) -> Result<(), String> {
     for (i, node) in graph.nodes.iter().enumerate() {
@@ -146,6 +159,7 @@ pub fn compile(
         no_decay: Vec::new(),
         buffers: Vec::new(),
         slots: Vec::new(),
+        last_use: last_uses(graph),
     };
     for spec in &graph.params {
         let dims: Vec<usize> = spec.shape.iter().map(|&d| d as usize).collect();
@@ -255,13 +269,7 @@ impl GraphModel {
             Value::Int(t) => t.device(),
         };
         // Free each value after its last use.
-        let mut last_use = vec![0usize; graph.nodes.len()];
-        for (i, n) in graph.nodes.iter().enumerate() {
-            for &j in &n.inputs {
-                last_use[j] = i;
-            }
-        }
-        last_use[graph.output] = usize::MAX;
+        let last_use = &self.last_use;
         let mut values: Vec<Option<Value>> = vec![None; graph.nodes.len()];
         let mut input = Some(input);
         for (i, node) in graph.nodes.iter().enumerate() {

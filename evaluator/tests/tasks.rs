@@ -136,20 +136,7 @@ fn fashion_reads_idx_files_and_uses_the_test_split_for_validation() {
     assert!(r.metrics["val_accuracy"] > 0.9, "{:?}", r.metrics);
 }
 
-fn write_npy_f32(path: &Path, shape: &[u64], data: &[f32]) {
-    let mut buf = Vec::new();
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(shape)
-        .writer(&mut buf)
-        .begin_nd()
-        .expect("npy writer");
-    w.extend(data.iter().copied()).expect("write");
-    w.finish().expect("finish");
-    std::fs::write(path, buf).expect("write");
-}
-
-fn write_npy_i64(path: &Path, shape: &[u64], data: &[i64]) {
+fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) {
     let mut buf = Vec::new();
     let mut w = npyz::WriteOptions::new()
         .default_dtype()
@@ -175,8 +162,8 @@ fn custom_classification_from_npy_files() {
         xs.extend([a, b]);
         ys.push(i64::from(a + b > 1.0));
     }
-    write_npy_f32(&dir.path().join("x.npy"), &[n as u64, 2], &xs);
-    write_npy_i64(&dir.path().join("y.npy"), &[n as u64], &ys);
+    write_npy(&dir.path().join("x.npy"), &[n as u64, 2], &xs);
+    write_npy(&dir.path().join("y.npy"), &[n as u64], &ys);
     let toml = dir.path().join("task.toml");
     std::fs::write(
         &toml,
@@ -243,8 +230,8 @@ fn custom_regression_from_safetensors() {
 #[test]
 fn broken_custom_task_files_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write_npy_f32(&dir.path().join("x.npy"), &[4, 2], &[0.0; 8]);
-    write_npy_f32(&dir.path().join("y.npy"), &[3], &[0.0; 3]);
+    write_npy(&dir.path().join("x.npy"), &[4, 2], &[0.0; 8]);
+    write_npy(&dir.path().join("y.npy"), &[3], &[0.0; 3]);
     let toml = dir.path().join("task.toml");
     let load = |text: &str| {
         std::fs::write(&toml, text).expect("write");

@@ -49,21 +49,10 @@ pub enum IsolateError {
 /// Extra wall time the parent allows beyond the trace deadline before it kills the child.
 const GRACE: Duration = Duration::from_millis(1500);
 
-/// Trace `source` in a child process under the limits of `config`.
-pub fn trace_isolated(
-    source: &str,
-    config: &TraceConfig,
-    child: &ChildCommand,
-) -> Result<TraceOutcome, IsolateError> {
-    let limits = &config.limits;
-    let memory = limits.memory_mb.saturating_mul(1024 * 1024);
-    let cpu_seconds = limits.deadline_seconds.ceil().max(1.0) as u64 + 1;
-    let mut command = Command::new(&child.program);
-    command
-        .args(&child.args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+/// Makes a command's child the leader of its own process group (so the parent can kill the whole
+/// group) with an address-space limit of `address_space` bytes, an optional CPU-time limit, and no
+/// core dumps. Shared by the trace child and the evaluator's workers.
+pub fn confine(command: &mut Command, address_space: u64, cpu_seconds: Option<u64>) {
     // SAFETY: the closure runs in the forked child before exec and only calls async-signal-safe
     // libc functions (setpgid, setrlimit).
     unsafe {
@@ -81,12 +70,32 @@ pub fn trace_isolated(
                 }
                 Ok(())
             };
-            set(libc::RLIMIT_AS, memory)?;
-            set(libc::RLIMIT_CPU, cpu_seconds)?;
+            set(libc::RLIMIT_AS, address_space)?;
+            if let Some(cpu) = cpu_seconds {
+                set(libc::RLIMIT_CPU, cpu)?;
+            }
             set(libc::RLIMIT_CORE, 0)?;
             Ok(())
         });
     }
+}
+
+/// Trace `source` in a child process under the limits of `config`.
+pub fn trace_isolated(
+    source: &str,
+    config: &TraceConfig,
+    child: &ChildCommand,
+) -> Result<TraceOutcome, IsolateError> {
+    let limits = &config.limits;
+    let memory = limits.memory_mb.saturating_mul(1024 * 1024);
+    let cpu_seconds = limits.deadline_seconds.ceil().max(1.0) as u64 + 1;
+    let mut command = Command::new(&child.program);
+    command
+        .args(&child.args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    confine(&mut command, memory, Some(cpu_seconds));
     let mut proc = command.spawn().map_err(|source| IsolateError::Spawn {
         program: child.program.display().to_string(),
         source,
