@@ -1,11 +1,17 @@
-//! The autoarch agent: the commands behind the `autoarch` tool (checking code, reviewing and
-//! seeding the archive); the campaign loop, proposers and LLM client land here next (see
-//! ARCHITECTURE.md).
+//! The autoarch agent: the campaign loop, the proposers, and the commands behind the `autoarch`
+//! tool (running and reporting campaigns, checking code, reviewing and seeding the archive).
 
 pub mod archive_cmd;
+pub mod campaign;
+pub mod config;
 pub mod eval_cmd;
 pub mod format;
+pub mod mutation;
+pub mod proposer;
+pub mod report;
 pub mod review;
+pub mod run_cmd;
+pub mod seeds;
 
 /// An error in how the tool was called (exit 2), as opposed to a finding about the code (exit 1).
 #[derive(Debug)]
@@ -18,6 +24,21 @@ impl std::fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// The name a file gives itself in a header comment line `# name: ...`.
+pub fn header_name(source: &str) -> Option<String> {
+    header_field(source, "name:").filter(|n| !n.is_empty())
+}
+
+fn header_field(source: &str, key: &str) -> Option<String> {
+    source
+        .lines()
+        .take_while(|l| l.trim_start().starts_with('#') || l.trim().is_empty())
+        .find_map(|l| {
+            let rest = l.trim_start().trim_start_matches('#').trim();
+            Some(rest.strip_prefix(key)?.trim().to_string())
+        })
+}
 
 /// The task a file names in a header comment line such as `# task: mqar`.
 pub fn header_task(source: &str) -> Option<String> {

@@ -14,8 +14,7 @@ use autoarch_sandbox::{
 };
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// Hidden subcommand that runs one trace in an isolated child process.
-const TRACE_CHILD: &str = "__trace-child";
+use autoarch_agent::run_cmd::TRACE_CHILD;
 
 #[derive(Parser)]
 #[command(
@@ -24,20 +23,21 @@ const TRACE_CHILD: &str = "__trace-child";
     about = "Autonomous neural-architecture discovery"
 )]
 struct Cli {
-    /// The archive directory.
-    #[arg(
-        long,
-        global = true,
-        env = "AUTOARCH_ARCHIVE",
-        default_value = "autoarch-archive"
-    )]
-    archive: PathBuf,
+    /// The archive directory [default: autoarch-archive; for `run`, the campaign file's].
+    #[arg(long, global = true, env = "AUTOARCH_ARCHIVE")]
+    archive: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a discovery campaign (the embedded default without FILE); run it again to resume.
+    Run(autoarch_agent::run_cmd::RunArgs),
+    /// Write a commented example campaign file.
+    Init(autoarch_agent::run_cmd::InitArgs),
+    /// A markdown summary of the campaign: best candidates, best versus seeds and random sampling.
+    Report(autoarch_agent::run_cmd::ReportArgs),
     /// Trace architecture code and report its shapes, parameters, FLOPs and fingerprint.
     Check {
         /// Architecture code (Starlark) defining `def model(x)`.
@@ -169,8 +169,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let dir = cli.archive.as_path();
+    let default_dir = PathBuf::from("autoarch-archive");
+    let dir = cli.archive.as_deref().unwrap_or(&default_dir);
     match cli.command {
+        Command::Run(args) => autoarch_agent::run_cmd::run(args, cli.archive.as_deref()),
+        Command::Init(args) => autoarch_agent::run_cmd::init(args),
+        Command::Report(args) => autoarch_agent::run_cmd::report(args, dir),
         Command::Check { file, trace, json } => check(&file, &trace, json),
         Command::Export {
             file,

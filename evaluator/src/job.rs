@@ -42,6 +42,9 @@ pub enum Status {
     Oom,
     /// The worker died (panic, abort, signal); `stderr_tail` holds its last words.
     Crashed,
+    /// The caller stopped the job (e.g. the campaign was interrupted); says nothing about the
+    /// candidate, so it is not an outcome to record.
+    Cancelled,
 }
 
 impl Status {
@@ -53,6 +56,7 @@ impl Status {
             Status::Timeout => "timeout",
             Status::Oom => "oom",
             Status::Crashed => "crashed",
+            Status::Cancelled => "cancelled",
         }
     }
 }

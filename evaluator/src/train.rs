@@ -313,7 +313,19 @@ pub fn validate(
             metrics.insert("val_mse".to_string(), val_loss);
         }
     }
+    metrics.insert("score".to_string(), score(task, &metrics));
     metrics
+}
+
+/// The one number campaigns rank by, higher is better: validation accuracy for classification,
+/// minus bits per character for character LMs, minus the mean squared error for regression.
+fn score(task: &Task, metrics: &BTreeMap<String, f64>) -> f64 {
+    let get = |k: &str| metrics.get(k).copied().unwrap_or(f64::NAN);
+    match task.loss {
+        Loss::CrossEntropy { .. } if task.reports_bpc() => -get("val_bpc"),
+        Loss::CrossEntropy { .. } => get("val_accuracy"),
+        Loss::Mse => -get("val_mse"),
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

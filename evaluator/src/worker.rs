@@ -14,6 +14,7 @@ use std::os::fd::FromRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -49,6 +50,20 @@ fn injected_fault(job: &Job) {
     }
 }
 
+/// A worker outlives its parent only until the next check: when the parent dies (even by
+/// kill -9, which no cleanup code sees), the worker is re-parented and exits, mid-job or not.
+fn watch_parent() {
+    // SAFETY: getppid has no preconditions.
+    let parent = unsafe { libc::getppid() };
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(250));
+        // SAFETY: as above.
+        if unsafe { libc::getppid() } != parent {
+            std::process::exit(3);
+        }
+    });
+}
+
 /// The worker side: serve jobs from stdin until it closes.
 ///
 /// Anything a library prints to stdout would corrupt the protocol, so the protocol gets a
@@ -63,6 +78,7 @@ pub fn serve() -> std::io::Result<()> {
         }
         File::from_raw_fd(fd)
     };
+    watch_parent();
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let line = line?;
@@ -242,6 +258,7 @@ impl Drop for Worker {
 pub struct Evaluator {
     command: WorkerCommand,
     worker: Option<Worker>,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 fn looks_like_oom(stderr: &str) -> bool {
@@ -256,7 +273,21 @@ impl Evaluator {
         Evaluator {
             command,
             worker: None,
+            cancel: None,
         }
+    }
+
+    /// A flag that, once set, stops the running job within a poll interval: its worker is
+    /// killed and the result is [`Status::Cancelled`]. Jobs started while it is set are
+    /// cancelled at once.
+    pub fn set_cancel(&mut self, flag: Arc<AtomicBool>) {
+        self.cancel = Some(flag);
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
     }
 
     /// The pid of the current worker, if one is running.
@@ -287,6 +318,9 @@ impl Evaluator {
         on_progress: &mut dyn FnMut(Progress),
     ) -> EvalResult {
         let id = job.id.as_str();
+        if self.cancelled() {
+            return EvalResult::failed(id, Status::Cancelled, "the job was cancelled");
+        }
         let line = match serde_json::to_string(job) {
             Ok(mut l) => {
                 l.push('\n');
@@ -354,6 +388,11 @@ impl Evaluator {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
+                    if self.cancelled() {
+                        self.worker.take().expect("running").kill();
+                        return EvalResult::failed(id, Status::Cancelled, "the job was cancelled");
+                    }
+                    let w = self.worker.as_mut().expect("running");
                     let rss = w.rss_mb();
                     if rss > limits.memory_mb as f64 {
                         let (_, tail) = self.worker.take().expect("running").kill();

@@ -23,6 +23,7 @@ pub mod einsum;
 pub mod graph;
 pub mod isolate;
 pub mod ops;
+pub mod outline;
 pub mod printer;
 pub mod shape;
 pub mod task;

@@ -1386,7 +1386,7 @@ pub fn builtin_names() -> Vec<String> {
     names
 }
 
-fn dialect() -> Dialect {
+pub(crate) fn dialect() -> Dialect {
     Dialect {
         enable_def: true,
         enable_lambda: true,
@@ -1410,6 +1410,16 @@ impl starlark::PrintHandler for DropPrints {
 /// The file name diagnostics show for architecture code.
 pub const SOURCE_NAME: &str = "model.star";
 
+/// The diagnostics of code that does not parse. Every Python construct Starlark lacks is a parse
+/// error; they are named when present.
+pub(crate) fn parse_errors(source: &str, e: &starlark::Error, limits: &Limits) -> Vec<Diagnostic> {
+    let missing = missing_syntax(source);
+    if !missing.is_empty() {
+        return missing;
+    }
+    vec![from_starlark(source, e, limits)]
+}
+
 /// Trace architecture code in this process.
 ///
 /// Bounded by the tick budget, the wall deadline and the graph limits, but not in memory: code
@@ -1417,14 +1427,7 @@ pub const SOURCE_NAME: &str = "model.star";
 pub fn trace(source: &str, config: &TraceConfig) -> TraceOutcome {
     let ast = match AstModule::parse(SOURCE_NAME, source.to_owned(), &dialect()) {
         Ok(ast) => ast,
-        Err(e) => {
-            // Every Python construct Starlark lacks is a parse error; name them when present.
-            let missing = missing_syntax(source);
-            if !missing.is_empty() {
-                return TraceOutcome::invalid(missing);
-            }
-            return TraceOutcome::invalid(vec![from_starlark(source, &e, &config.limits)]);
-        }
+        Err(e) => return TraceOutcome::invalid(parse_errors(source, &e, &config.limits)),
     };
     BUILDER.with(|b| {
         *b.borrow_mut() = Some(Builder {

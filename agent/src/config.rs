@@ -1,0 +1,574 @@
+//! Campaign configuration: the TOML file, the embedded default, command-line overrides and
+//! validation that names the key at fault.
+
+use std::path::{Path, PathBuf};
+
+use autoarch_evaluator::task::TASK_NAMES;
+use autoarch_evaluator::TaskConfig;
+use serde::{Deserialize, Serialize};
+
+/// The embedded default campaign, and the commented example `autoarch init` writes: a small
+/// `mqar` searched by the mutation proposer from the seed library, offline, within minutes on
+/// two CPU cores.
+pub const DEFAULT_TOML: &str = include_str!("default_campaign.toml");
+
+/// A configuration the tool refuses, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: `{key}` {reason}")]
+    Invalid {
+        file: String,
+        key: String,
+        reason: String,
+    },
+    #[error("{file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignConfig {
+    pub name: String,
+    /// The archive directory (relative to the config file).
+    #[serde(default = "default_archive")]
+    pub archive: PathBuf,
+    /// Seed designs: `"library"` (every library seed for the task), `"library:NAME"` (one, by
+    /// file stem), or paths to `.star` files (relative to the config file).
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<String>,
+    pub task: TaskConfig,
+    #[serde(default)]
+    pub proposer: ProposerConfig,
+    #[serde(default)]
+    pub llm: LlmConfig,
+    #[serde(default)]
+    pub budget: BudgetConfig,
+    #[serde(default)]
+    pub evaluation: EvaluationConfig,
+    #[serde(default)]
+    pub selection: SelectionConfig,
+}
+
+fn default_archive() -> PathBuf {
+    PathBuf::from("autoarch-archive")
+}
+
+fn default_seeds() -> Vec<String> {
+    vec!["library".to_string()]
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposerChoice {
+    /// Offline structural edits of archived designs.
+    Mutation,
+    /// An LLM behind an OpenAI-compatible endpoint.
+    Llm,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProposerConfig {
+    pub kind: ProposerChoice,
+    /// The most edits the mutation proposer applies to one parent.
+    pub max_edits: u32,
+}
+
+impl Default for ProposerConfig {
+    fn default() -> Self {
+        ProposerConfig {
+            kind: ProposerChoice::Mutation,
+            max_edits: 2,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmConfig {
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    /// The environment variable holding the API key (the key itself is never stored).
+    pub api_key_env: String,
+    pub temperature: f64,
+    pub max_tokens: u32,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            base_url: None,
+            model: None,
+            api_key_env: "OPENAI_API_KEY".to_string(),
+            temperature: 0.7,
+            max_tokens: 2048,
+        }
+    }
+}
+
+/// Limits on the whole campaign; the first one reached stops it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    /// Proposals stored (traced or not, duplicates included); seeds do not count.
+    pub max_candidates: Option<u64>,
+    /// Wall-clock seconds the campaign runs, summed over resumes.
+    pub max_seconds: Option<f64>,
+    /// LLM tokens (prompt + completion).
+    pub max_tokens: Option<u64>,
+    pub max_dollars: Option<f64>,
+    /// Seconds of evaluation (worker wall time), summed over jobs.
+    pub max_compute_seconds: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvaluationConfig {
+    /// Worker processes training at once.
+    pub workers: usize,
+    /// The short (fidelity 0) training budget in steps...
+    pub steps: Option<u64>,
+    /// ...or in seconds.
+    pub seconds: Option<f64>,
+    pub batch_size: Option<usize>,
+    pub learning_rate: Option<f64>,
+    pub memory_limit_mb: u64,
+    pub timeout_seconds: f64,
+    /// The share of candidates (by short-budget score) re-trained with the longer budget.
+    pub promote_fraction: f64,
+    /// Extra seeds a promoted candidate is trained with (besides the first).
+    pub promote_seeds: u32,
+    /// The longer budget as a multiple of the short one.
+    pub promote_factor: f64,
+}
+
+impl Default for EvaluationConfig {
+    fn default() -> Self {
+        EvaluationConfig {
+            workers: 2,
+            steps: None,
+            seconds: None,
+            batch_size: None,
+            learning_rate: None,
+            memory_limit_mb: 4096,
+            timeout_seconds: 600.0,
+            promote_fraction: 0.25,
+            promote_seeds: 1,
+            promote_factor: 3.0,
+        }
+    }
+}
+
+/// How parents and inspirations are chosen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SelectionConfig {
+    /// Islands: sub-populations that evolve apart (parents come from the proposal's island).
+    pub islands: u32,
+    /// The share of parents drawn uniformly from every successful candidate.
+    pub exploration: f64,
+    /// The share of parents drawn from the MAP-Elites cells (the rest: island tournaments).
+    pub elites: f64,
+    pub tournament: usize,
+    /// Inspirations shown beside the parent (crossover partners for the mutation proposer).
+    pub inspirations: usize,
+}
+
+impl Default for SelectionConfig {
+    fn default() -> Self {
+        SelectionConfig {
+            islands: 2,
+            exploration: 0.2,
+            elites: 0.3,
+            tournament: 3,
+            inspirations: 2,
+        }
+    }
+}
+
+/// Command-line settings that override the file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub archive: Option<PathBuf>,
+    pub task: Option<String>,
+    pub proposer: Option<ProposerChoice>,
+    pub llm_base_url: Option<String>,
+    pub llm_model: Option<String>,
+    pub max_candidates: Option<u64>,
+    pub max_seconds: Option<f64>,
+    pub workers: Option<usize>,
+}
+
+impl CampaignConfig {
+    /// The embedded default campaign.
+    pub fn embedded() -> CampaignConfig {
+        CampaignConfig::parse(
+            DEFAULT_TOML,
+            "the embedded default campaign",
+            Path::new("."),
+        )
+        .expect("the embedded default is valid")
+    }
+
+    /// Reads and validates a campaign file; relative paths in it are taken from its directory.
+    pub fn load(path: &Path) -> Result<CampaignConfig, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        CampaignConfig::parse(&text, &file, base)
+    }
+
+    /// Parses and validates TOML; `base` is the directory relative paths start from.
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<CampaignConfig, ConfigError> {
+        let mut config: CampaignConfig =
+            toml::from_str(text).map_err(|e: toml::de::Error| ConfigError::Parse {
+                file: file.to_string(),
+                message: e.to_string().trim_end().to_string(),
+            })?;
+        let rebase = |p: &Path| {
+            if p.is_absolute() || base == Path::new(".") || base.as_os_str().is_empty() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        config.archive = rebase(&config.archive);
+        config.task.data = config.task.data.as_deref().map(rebase);
+        config.seeds = config
+            .seeds
+            .iter()
+            .map(|s| {
+                if s.starts_with("library") {
+                    s.clone()
+                } else {
+                    rebase(Path::new(s)).display().to_string()
+                }
+            })
+            .collect();
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    /// Applies command-line overrides, then validates again.
+    pub fn apply(&mut self, o: &Overrides) -> Result<(), ConfigError> {
+        if let Some(a) = &o.archive {
+            self.archive = a.clone();
+        }
+        if let Some(t) = &o.task {
+            if *t != self.task.name {
+                // Options of the file's task need not fit another task.
+                self.task = TaskConfig::named(t);
+            }
+        }
+        if let Some(p) = o.proposer {
+            self.proposer.kind = p;
+        }
+        if let Some(u) = &o.llm_base_url {
+            self.llm.base_url = Some(u.clone());
+        }
+        if let Some(m) = &o.llm_model {
+            self.llm.model = Some(m.clone());
+        }
+        if let Some(n) = o.max_candidates {
+            self.budget.max_candidates = Some(n);
+        }
+        if let Some(s) = o.max_seconds {
+            self.budget.max_seconds = Some(s);
+        }
+        if let Some(w) = o.workers {
+            self.evaluation.workers = w;
+        }
+        self.validate("the command line")
+    }
+
+    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| {
+            Err(ConfigError::Invalid {
+                file: file.to_string(),
+                key: key.to_string(),
+                reason: reason.to_string(),
+            })
+        };
+        let positive = |v: Option<f64>| v.is_none_or(|v| v.is_finite() && v > 0.0);
+        if self.name.trim().is_empty() {
+            return bad("name", "must not be empty");
+        }
+        if !TASK_NAMES.contains(&self.task.name.as_str()) {
+            return bad(
+                "task.name",
+                &format!("must be one of {}", TASK_NAMES.join(", ")),
+            );
+        }
+        if self.seeds.is_empty() {
+            return bad(
+                "seeds",
+                "must name at least one design (\"library\" for the seed library)",
+            );
+        }
+        for s in &self.seeds {
+            if let Some(rest) = s.strip_prefix("library") {
+                if !(rest.is_empty() || rest.starts_with(':')) {
+                    return bad(
+                        "seeds",
+                        &format!("has {s:?}: write \"library\" or \"library:NAME\""),
+                    );
+                }
+            }
+        }
+        if self.proposer.kind == ProposerChoice::Llm {
+            if self.llm.base_url.is_none() {
+                return bad("llm.base_url", "is required by the llm proposer");
+            }
+            if self.llm.model.is_none() {
+                return bad("llm.model", "is required by the llm proposer");
+            }
+        }
+        if let Some(u) = &self.llm.base_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return bad("llm.base_url", "must be an http:// or https:// URL");
+            }
+        }
+        if !(self.llm.temperature.is_finite() && (0.0..=2.0).contains(&self.llm.temperature)) {
+            return bad("llm.temperature", "must be between 0 and 2");
+        }
+        if self.llm.max_tokens == 0 {
+            return bad("llm.max_tokens", "must be at least 1");
+        }
+        if !(1..=3).contains(&self.proposer.max_edits) {
+            return bad("proposer.max_edits", "must be 1, 2 or 3");
+        }
+        let b = &self.budget;
+        if b.max_candidates == Some(0) {
+            return bad("budget.max_candidates", "must be at least 1");
+        }
+        if b.max_tokens == Some(0) {
+            return bad("budget.max_tokens", "must be at least 1");
+        }
+        for (key, v) in [
+            ("budget.max_seconds", b.max_seconds),
+            ("budget.max_dollars", b.max_dollars),
+            ("budget.max_compute_seconds", b.max_compute_seconds),
+        ] {
+            if !positive(v) {
+                return bad(key, "must be a positive number");
+            }
+        }
+        let e = &self.evaluation;
+        if !(1..=64).contains(&e.workers) {
+            return bad("evaluation.workers", "must be between 1 and 64");
+        }
+        if e.steps.is_some() && e.seconds.is_some() {
+            return bad(
+                "evaluation.steps",
+                "and `evaluation.seconds` are both set: give one training budget",
+            );
+        }
+        if e.steps == Some(0) {
+            return bad("evaluation.steps", "must be at least 1");
+        }
+        for (key, v) in [
+            ("evaluation.seconds", e.seconds),
+            ("evaluation.learning_rate", e.learning_rate),
+            ("evaluation.timeout_seconds", Some(e.timeout_seconds)),
+        ] {
+            if !positive(v) {
+                return bad(key, "must be a positive number");
+            }
+        }
+        if e.batch_size == Some(0) {
+            return bad("evaluation.batch_size", "must be at least 1");
+        }
+        if e.memory_limit_mb < 64 {
+            return bad("evaluation.memory_limit_mb", "must be at least 64");
+        }
+        if !(e.promote_fraction.is_finite() && (0.0..=1.0).contains(&e.promote_fraction)) {
+            return bad("evaluation.promote_fraction", "must be between 0 and 1");
+        }
+        if !(e.promote_factor.is_finite() && e.promote_factor >= 1.0) {
+            return bad("evaluation.promote_factor", "must be at least 1");
+        }
+        if e.promote_seeds > 16 {
+            return bad("evaluation.promote_seeds", "must be at most 16");
+        }
+        let s = &self.selection;
+        if s.islands == 0 {
+            return bad("selection.islands", "must be at least 1");
+        }
+        for (key, v) in [
+            ("selection.exploration", s.exploration),
+            ("selection.elites", s.elites),
+        ] {
+            if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+                return bad(key, "must be between 0 and 1");
+            }
+        }
+        if s.exploration + s.elites > 1.0 {
+            return bad(
+                "selection.elites",
+                "plus `selection.exploration` must not exceed 1",
+            );
+        }
+        if s.tournament == 0 {
+            return bad("selection.tournament", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The short (fidelity 0) training budget.
+    pub fn train_config(&self, fidelity: u32, seed: u64) -> autoarch_evaluator::TrainConfig {
+        let e = &self.evaluation;
+        let mut t = autoarch_evaluator::TrainConfig {
+            steps: e.steps,
+            seconds: e.seconds,
+            seed,
+            ..Default::default()
+        };
+        if t.steps.is_none() && t.seconds.is_none() {
+            t.steps = Some(autoarch_evaluator::train::DEFAULT_STEPS);
+        }
+        if fidelity > 0 {
+            let f = e.promote_factor;
+            t.steps = t.steps.map(|s| ((s as f64) * f).round() as u64);
+            t.seconds = t.seconds.map(|s| s * f);
+        }
+        if let Some(b) = e.batch_size {
+            t.batch_size = b;
+        }
+        if let Some(lr) = e.learning_rate {
+            t.learning_rate = lr;
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<CampaignConfig, ConfigError> {
+        CampaignConfig::parse(text, "c.toml", Path::new("."))
+    }
+
+    #[test]
+    fn the_embedded_default_is_valid_and_offline() {
+        let c = CampaignConfig::embedded();
+        assert_eq!(c.task.name, "mqar");
+        assert_eq!(c.proposer.kind, ProposerChoice::Mutation);
+        assert!(c.budget.max_seconds.is_some() && c.budget.max_candidates.is_some());
+    }
+
+    #[test]
+    fn a_minimal_file_takes_defaults_and_rebases_paths() {
+        let c = CampaignConfig::parse(
+            "name = \"x\"\nseeds = [\"a.star\", \"library:mlp_only\"]\n[task]\nname = \"digits\"\ndata = \"d.csv\"\n",
+            "dir/c.toml",
+            Path::new("dir"),
+        )
+        .unwrap();
+        assert_eq!(c.archive, Path::new("dir/autoarch-archive"));
+        assert_eq!(c.seeds, vec!["dir/a.star", "library:mlp_only"]);
+        assert_eq!(c.task.data.as_deref(), Some(Path::new("dir/d.csv")));
+        assert_eq!(c.evaluation, EvaluationConfig::default());
+    }
+
+    #[test]
+    fn broken_configs_name_the_key_and_the_reason() {
+        let cases = [
+            ("name = \"x\"\n", "missing field `task`"),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nworkerz = 2\n",
+                "unknown field `workerz`",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nworkers = \"two\"\n",
+                "invalid type: string \"two\"",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"nope\"\n",
+                "`task.name` must be one of",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nworkers = 0\n",
+                "`evaluation.workers` must be between 1 and 64",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nsteps = 10\nseconds = 5\n",
+                "`evaluation.steps` and `evaluation.seconds` are both set",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[budget]\nmax_seconds = -1\n",
+                "`budget.max_seconds` must be a positive number",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[proposer]\nkind = \"llm\"\n",
+                "`llm.base_url` is required",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[proposer]\nkind = \"genetic\"\n",
+                "unknown variant `genetic`",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\npromote_fraction = 2.0\n",
+                "`evaluation.promote_fraction` must be between 0 and 1",
+            ),
+            ("name = \"x\"\n[task\n", "TOML parse error"),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+            assert!(err.starts_with("c.toml"), "{err}");
+        }
+    }
+
+    #[test]
+    fn toml_errors_point_at_the_line() {
+        let err =
+            parse("name = \"x\"\n[task]\nname = \"mqar\"\n[budget]\nmax_candidates = \"ten\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("line 5"), "{err}");
+        assert!(err.contains("max_candidates"), "{err}");
+    }
+
+    #[test]
+    fn overrides_replace_file_settings() {
+        let mut c = CampaignConfig::embedded();
+        c.apply(&Overrides {
+            task: Some("digits".into()),
+            max_candidates: Some(3),
+            workers: Some(1),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(c.task, TaskConfig::named("digits"));
+        assert_eq!(c.budget.max_candidates, Some(3));
+        assert_eq!(c.evaluation.workers, 1);
+        let err = c
+            .apply(&Overrides {
+                workers: Some(0),
+                ..Overrides::default()
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("evaluation.workers"), "{err}");
+    }
+
+    #[test]
+    fn promotion_multiplies_the_budget() {
+        let c = CampaignConfig::embedded();
+        let short = c.train_config(0, 0).steps.unwrap();
+        let long = c.train_config(1, 3);
+        assert_eq!(
+            long.steps.unwrap(),
+            (short as f64 * c.evaluation.promote_factor).round() as u64
+        );
+        assert_eq!(long.seed, 3);
+    }
+}
