@@ -658,6 +658,7 @@ impl Campaign {
         )?;
         tracing::info!(name = %self.config.name, task = %self.config.task.name, "campaign run started");
         self.add_seeds()?;
+        let _ = self.archive.write_snapshot();
         let seeds = self
             .archive
             .list()?
@@ -692,6 +693,7 @@ impl Campaign {
         let bar = self.progress_bar(budget.max_candidates.map(|m| m + seeds as u64));
         let mut best = self.best()?;
         let mut last_save = Instant::now();
+        let mut last_snapshot = Instant::now();
         let mut busy_since: BTreeMap<JobSpec, Instant> = BTreeMap::new();
         let mut busy_run = 0.0;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -875,8 +877,12 @@ impl Campaign {
             if last_save.elapsed() > Duration::from_secs(5) {
                 state.elapsed_seconds = now_elapsed(started, before);
                 self.save_state(&state)?;
-                let _ = self.archive.write_snapshot();
                 last_save = Instant::now();
+            }
+            // Review commands read this snapshot while the campaign holds the archive.
+            if last_snapshot.elapsed() > Duration::from_secs(30) {
+                let _ = self.archive.write_snapshot();
+                last_snapshot = Instant::now();
             }
         };
 
@@ -1057,13 +1063,14 @@ impl Campaign {
     }
 
     fn best(&self) -> anyhow::Result<Option<(CandidateId, String, f64)>> {
-        for (id, score) in self.archive.top_k("score", 16)? {
-            let c = self.archive.candidate(id)?;
-            if let Some(c) = c.filter(|c| !c.tags.iter().any(|t| t == RANDOM_TAG)) {
-                return Ok(Some((id, c.name, score)));
-            }
-        }
-        Ok(None)
+        let listed = self.archive.list()?;
+        Ok(crate::report::ranking(&listed).first().map(|l| {
+            (
+                l.candidate.id,
+                l.candidate.name.clone(),
+                l.summary.score().unwrap_or(f64::NAN),
+            )
+        }))
     }
 
     fn best_seed(&self) -> anyhow::Result<Option<(CandidateId, String, f64)>> {

@@ -31,6 +31,29 @@ fn is_random(l: &Listed) -> bool {
     l.candidate.tags.iter().any(|t| t == RANDOM_TAG)
 }
 
+/// The campaign's successful candidates, best first: promoted results (longer, several seeds)
+/// before short-budget ones, then by score; ties (a saturated task) go to the lower validation
+/// loss, then to fewer parameters. The random baseline is left out.
+pub fn ranking(listed: &[Listed]) -> Vec<&Listed> {
+    let mut ok: Vec<&Listed> = listed
+        .iter()
+        .filter(|l| !is_random(l))
+        .filter(|l| l.summary.status == Status::Ok && l.summary.score().is_some())
+        .collect();
+    let key =
+        |l: &Listed, m: &str, missing: f64| l.summary.metrics.get(m).copied().unwrap_or(missing);
+    ok.sort_by(|a, b| {
+        b.summary
+            .fidelity
+            .cmp(&a.summary.fidelity)
+            .then(key(b, "score", f64::NEG_INFINITY).total_cmp(&key(a, "score", f64::NEG_INFINITY)))
+            .then(key(a, "val_loss", f64::INFINITY).total_cmp(&key(b, "val_loss", f64::INFINITY)))
+            .then(a.candidate.stats.params.cmp(&b.candidate.stats.params))
+            .then(a.candidate.id.cmp(&b.candidate.id))
+    });
+    ok
+}
+
 pub fn render(archive: &Archive) -> anyhow::Result<String> {
     let mut out = String::new();
     let listed = archive.list()?;
@@ -149,19 +172,7 @@ pub fn render(archive: &Archive) -> anyhow::Result<String> {
     }
 
     // Best candidates.
-    let mut ok: Vec<&&Listed> = own
-        .iter()
-        .filter(|l| l.summary.status == Status::Ok && l.summary.score().is_some())
-        .collect();
-    // Promoted results first (more training, several seeds), then by score.
-    ok.sort_by(|a, b| {
-        b.summary.fidelity.cmp(&a.summary.fidelity).then(
-            b.summary
-                .score()
-                .unwrap_or(f64::NEG_INFINITY)
-                .total_cmp(&a.summary.score().unwrap_or(f64::NEG_INFINITY)),
-        )
-    });
+    let ok = ranking(&listed);
     writeln!(out, "\n## Best candidates\n")?;
     if ok.is_empty() {
         writeln!(out, "No candidate has been evaluated successfully yet.")?;
@@ -176,7 +187,7 @@ pub fn render(archive: &Archive) -> anyhow::Result<String> {
         .collect();
     writeln!(
         out,
-        "Ranked by the promoted (longer, multi-seed) results first, then by short-budget score; ± is the spread over seeds.\n"
+        "Promoted (longer, multi-seed) results first, then by score; ties go to the lower validation loss, then fewer parameters. ± is the spread over seeds.\n"
     )?;
     write!(
         out,
@@ -254,6 +265,25 @@ pub fn render(archive: &Archive) -> anyhow::Result<String> {
                 }
             )?;
         }
+    }
+    let best_proposal = own
+        .iter()
+        .filter(|l| {
+            matches!(
+                l.candidate.proposer,
+                ProposerKind::Mutation | ProposerKind::Llm
+            )
+        })
+        .filter_map(|l| short_score(archive, l.candidate.id).map(|s| (l, s)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let (Some((l, s)), Some((_, seed))) = (best_proposal, seed_best) {
+        writeln!(
+            out,
+            "- best proposal (not a seed): #{} {} — {s:.4}; {:+.4} against the best seed",
+            l.candidate.id,
+            l.candidate.name,
+            s - seed
+        )?;
     }
     let random: Vec<f64> = listed
         .iter()
