@@ -95,6 +95,9 @@ pub struct RunSummary {
 /// A proposal and how it traced, or why there is none.
 type ProposalResult = Result<(crate::proposer::Proposal, TraceOutcome), ProposeError>;
 
+/// A finished job: the evaluator (back to the idle pool), what it ran, and the result.
+type Running = (Evaluator, JobSpec, EvalResult);
+
 /// One evaluation to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct JobSpec {
@@ -117,6 +120,7 @@ pub struct Campaign {
     pub interrupt: Arc<AtomicBool>,
 }
 
+#[derive(Default)]
 struct Counters {
     traced: u64,
     untraced: u64,
@@ -128,6 +132,42 @@ struct Counters {
 
 fn now_elapsed(start: Instant, before: f64) -> f64 {
     before + start.elapsed().as_secs_f64()
+}
+
+/// The first of the time, compute, token and dollar budgets that is spent, in words.
+fn over_budget(
+    b: &crate::config::BudgetConfig,
+    elapsed: f64,
+    compute: f64,
+    tokens: u64,
+    dollars: f64,
+) -> Option<String> {
+    let spent = |limit: Option<f64>, used: f64| limit.is_some_and(|m| used >= m);
+    let limits = [
+        (
+            spent(b.max_seconds, elapsed),
+            format!("the time budget ({} s)", b.max_seconds.unwrap_or(0.0)),
+        ),
+        (
+            spent(b.max_compute_seconds, compute),
+            format!(
+                "the compute budget ({} s of evaluation)",
+                b.max_compute_seconds.unwrap_or(0.0)
+            ),
+        ),
+        (
+            spent(b.max_tokens.map(|t| t as f64), tokens as f64),
+            format!("the token budget ({})", b.max_tokens.unwrap_or(0)),
+        ),
+        (
+            spent(b.max_dollars, dollars),
+            format!("the dollar budget (${})", b.max_dollars.unwrap_or(0.0)),
+        ),
+    ];
+    limits
+        .into_iter()
+        .find(|(over, _)| *over)
+        .map(|(_, what)| format!("{what} is spent"))
 }
 
 /// The score of an evaluation (higher is better).
@@ -541,6 +581,27 @@ impl Campaign {
         ))
     }
 
+    /// Starts queued jobs on the idle evaluators; returns the jobs started.
+    fn dispatch(
+        &self,
+        queue: &mut VecDeque<JobSpec>,
+        idle: &mut Vec<Evaluator>,
+        running: &mut JoinSet<Running>,
+    ) -> anyhow::Result<Vec<JobSpec>> {
+        let mut started = Vec::new();
+        while !idle.is_empty() {
+            let Some(spec) = queue.pop_front() else { break };
+            let (job, limits) = self.job(spec)?;
+            let mut evaluator = idle.pop().expect("checked");
+            running.spawn_blocking(move || {
+                let r = evaluator.evaluate(&job, limits, &mut |_| {});
+                (evaluator, spec, r)
+            });
+            started.push(spec);
+        }
+        Ok(started)
+    }
+
     /// Stores a traced (or untraced) proposal; returns the job it needs, if any.
     fn store_proposal(
         &self,
@@ -669,14 +730,7 @@ impl Campaign {
         let workers = self.config.evaluation.workers;
         let budget = self.config.budget.clone();
         let (mut candidates, mut tokens, mut dollars, mut compute) = self.spent()?;
-        let mut counters = Counters {
-            traced: 0,
-            untraced: 0,
-            duplicates: 0,
-            evaluated: 0,
-            failed: 0,
-            nothing_in_a_row: 0,
-        };
+        let mut counters = Counters::default();
 
         let cancel = Arc::new(AtomicBool::new(false));
         let mut idle: Vec<Evaluator> = (0..workers)
@@ -686,7 +740,7 @@ impl Campaign {
                 e
             })
             .collect();
-        let mut running: JoinSet<(Evaluator, JobSpec, EvalResult)> = JoinSet::new();
+        let mut running: JoinSet<Running> = JoinSet::new();
         let mut proposing: JoinSet<(u64, ProposalResult)> = JoinSet::new();
         let mut in_flight_proposals = 0u64;
 
@@ -701,29 +755,7 @@ impl Campaign {
         let stop = loop {
             let elapsed = now_elapsed(started, before);
             // Budgets that stop everything at once.
-            let over = if budget.max_seconds.is_some_and(|m| elapsed >= m) {
-                Some(format!(
-                    "the time budget ({} s) is spent",
-                    budget.max_seconds.unwrap_or(0.0)
-                ))
-            } else if budget.max_compute_seconds.is_some_and(|m| compute >= m) {
-                Some(format!(
-                    "the compute budget ({} s of evaluation) is spent",
-                    budget.max_compute_seconds.unwrap_or(0.0)
-                ))
-            } else if budget.max_tokens.is_some_and(|m| tokens >= m) {
-                Some(format!(
-                    "the token budget ({}) is spent",
-                    budget.max_tokens.unwrap_or(0)
-                ))
-            } else if budget.max_dollars.is_some_and(|m| dollars >= m) {
-                Some(format!(
-                    "the dollar budget (${}) is spent",
-                    budget.max_dollars.unwrap_or(0.0)
-                ))
-            } else {
-                None
-            };
+            let over = over_budget(&budget, elapsed, compute, tokens, dollars);
             if let Some(why) = over {
                 break Stop::Budget(why);
             }
@@ -732,15 +764,8 @@ impl Campaign {
             }
 
             // Start evaluations on free workers.
-            while let (Some(spec), true) = (queue.front().copied(), !idle.is_empty()) {
-                queue.pop_front();
-                let (job, limits) = self.job(spec)?;
-                let mut evaluator = idle.pop().expect("checked");
+            for spec in self.dispatch(&mut queue, &mut idle, &mut running)? {
                 busy_since.insert(spec, Instant::now());
-                running.spawn_blocking(move || {
-                    let r = evaluator.evaluate(&job, limits, &mut |_| {});
-                    (evaluator, spec, r)
-                });
             }
 
             // Prepare proposals while workers train: keep one per worker ready.
@@ -966,14 +991,7 @@ impl Campaign {
         let kind = crate::mutation::TaskKind::of(&self.task);
         let config = self.trace_config();
         let mut jobs = VecDeque::new();
-        let mut counters = Counters {
-            traced: 0,
-            untraced: 0,
-            duplicates: 0,
-            evaluated: 0,
-            failed: 0,
-            nothing_in_a_row: 0,
-        };
+        let mut counters = Counters::default();
         let mut attempt = 0u64;
         while jobs.len() < n - have && attempt < 20 * n as u64 {
             let mut rng =
@@ -1027,17 +1045,9 @@ impl Campaign {
         let mut idle: Vec<Evaluator> = (0..self.config.evaluation.workers)
             .map(|_| Evaluator::new(self.worker.clone()))
             .collect();
-        let mut running: JoinSet<(Evaluator, JobSpec, EvalResult)> = JoinSet::new();
+        let mut running: JoinSet<Running> = JoinSet::new();
         loop {
-            while let (Some(spec), true) = (jobs.front().copied(), !idle.is_empty()) {
-                jobs.pop_front();
-                let (job, limits) = self.job(spec)?;
-                let mut evaluator = idle.pop().expect("checked");
-                running.spawn_blocking(move || {
-                    let r = evaluator.evaluate(&job, limits, &mut |_| {});
-                    (evaluator, spec, r)
-                });
-            }
+            self.dispatch(&mut jobs, &mut idle, &mut running)?;
             let Some(done) = running.join_next().await else {
                 break;
             };

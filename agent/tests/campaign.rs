@@ -64,6 +64,16 @@ impl Setup {
         self.command().output().unwrap()
     }
 
+    /// Any other `autoarch` command, in the campaign directory on its archive.
+    fn autoarch(&self, args: &[&str]) -> Output {
+        autoarch()
+            .current_dir(&self.root)
+            .args(["--archive", "autoarch-archive"])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     fn spawn(&self) -> (Child, mpsc::Receiver<String>) {
         let mut child = self
             .command()
@@ -338,11 +348,7 @@ fn a_campaign_deduplicates_promotes_and_stops_at_the_candidate_budget() {
     }
 
     // Rankings use the promoted runs: `top` shows the mean over the two longer runs.
-    let top = autoarch()
-        .current_dir(&s.root)
-        .args(["--archive", "autoarch-archive", "top", "-n", "50", "--json"])
-        .output()
-        .unwrap();
+    let top = s.autoarch(&["top", "-n", "50", "--json"]);
     assert!(top.status.success(), "{}", text(&top));
     let top: Value = serde_json::from_slice(&top.stdout).unwrap();
     let rows = top.as_array().unwrap();
@@ -364,11 +370,7 @@ fn a_campaign_deduplicates_promotes_and_stops_at_the_candidate_budget() {
     );
 
     // The report compares the best with the seed and says how to get a random baseline.
-    let report = autoarch()
-        .current_dir(&s.root)
-        .args(["--archive", "autoarch-archive", "report"])
-        .output()
-        .unwrap();
+    let report = s.autoarch(&["report"]);
     assert!(report.status.success(), "{}", text(&report));
     let md = String::from_utf8_lossy(&report.stdout);
     assert!(md.contains("## Best candidates"), "{md}");
@@ -392,17 +394,7 @@ fn the_random_baseline_is_evaluated_and_compared() {
     );
     let o = s.run();
     assert!(o.status.success(), "{}", text(&o));
-    let report = autoarch()
-        .current_dir(&s.root)
-        .args([
-            "--archive",
-            "autoarch-archive",
-            "report",
-            "--random-baseline",
-            "3",
-        ])
-        .output()
-        .unwrap();
+    let report = s.autoarch(&["report", "--random-baseline", "3"]);
     assert!(report.status.success(), "{}", text(&report));
     let md = String::from_utf8_lossy(&report.stdout);
     assert!(
@@ -428,17 +420,7 @@ fn the_random_baseline_is_evaluated_and_compared() {
         .collect();
     assert_eq!(random.len(), 3);
     // A second report does not sample again.
-    let again = autoarch()
-        .current_dir(&s.root)
-        .args([
-            "--archive",
-            "autoarch-archive",
-            "report",
-            "--random-baseline",
-            "3",
-        ])
-        .output()
-        .unwrap();
+    let again = s.autoarch(&["report", "--random-baseline", "3"]);
     assert!(again.status.success());
     assert_eq!(s.archive().candidates.len(), r.candidates.len());
 }
