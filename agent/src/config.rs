@@ -196,6 +196,7 @@ impl Default for SelectionConfig {
 pub struct Overrides {
     pub archive: Option<PathBuf>,
     pub task: Option<String>,
+    pub data: Option<PathBuf>,
     pub proposer: Option<ProposerChoice>,
     pub llm_base_url: Option<String>,
     pub llm_model: Option<String>,
@@ -267,6 +268,9 @@ impl CampaignConfig {
                 // Options of the file's task need not fit another task.
                 self.task = TaskConfig::named(t);
             }
+        }
+        if let Some(d) = &o.data {
+            self.task.data = Some(d.clone());
         }
         if let Some(p) = o.proposer {
             self.proposer.kind = p;

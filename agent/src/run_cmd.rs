@@ -27,6 +27,9 @@ pub struct RunArgs {
     /// The task (replaces the file's [task] table).
     #[arg(long)]
     pub task: Option<String>,
+    /// The task's data file or directory (charlm, digits, fashion) or task TOML (custom).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     #[arg(long, value_enum)]
     pub proposer: Option<ProposerChoice>,
     #[arg(long)]
@@ -61,6 +64,7 @@ pub fn resolve(args: &RunArgs, archive: Option<&Path>) -> anyhow::Result<Campaig
         .apply(&Overrides {
             archive: archive.map(Path::to_path_buf),
             task: args.task.clone(),
+            data: args.data.clone(),
             proposer: args.proposer,
             llm_base_url: args.llm_base_url.clone(),
             llm_model: args.llm_model.clone(),

@@ -31,11 +31,18 @@ pub const LIBRARY: &[(&str, &str)] = &[
     ("transformer", include_str!("../../seeds/transformer.star")),
 ];
 
-/// The library seeds written for `task` (by their `# task:` header).
+/// The library seeds for `task`: those written for it (their `# task:` header), or for a task of
+/// the same form — the token seeds (written for `mqar`) also fit `charlm`, and the image seeds
+/// (written for `digits`) also fit `fashion`; they use the task's constants, not fixed sizes.
 pub fn for_task(task: &str) -> Vec<(&'static str, &'static str)> {
+    let family = match task {
+        "charlm" => "mqar",
+        "fashion" => "digits",
+        other => other,
+    };
     LIBRARY
         .iter()
-        .filter(|(_, code)| crate::header_task(code).as_deref() == Some(task))
+        .filter(|(_, code)| crate::header_task(code).as_deref() == Some(family))
         .copied()
         .collect()
 }
@@ -60,5 +67,8 @@ mod tests {
         let embedded: Vec<&str> = super::LIBRARY.iter().map(|(n, _)| *n).collect();
         assert_eq!(on_disk, embedded);
         assert!(super::for_task("mqar").len() >= 5);
+        assert_eq!(super::for_task("charlm"), super::for_task("mqar"));
+        assert_eq!(super::for_task("fashion"), super::for_task("digits"));
+        assert!(super::for_task("custom").is_empty());
     }
 }

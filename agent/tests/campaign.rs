@@ -845,3 +845,47 @@ fn a_second_campaign_on_the_same_archive_is_refused() {
         text(&o)
     );
 }
+
+/// Activations overflow (exp of 10⁴·x), so the loss is NaN at once.
+const OVERFLOW_SEED: &str = "# name: overflow\n# task: mqar\ndef model(tokens):\n    h = embedding(tokens, VOCAB, 16) * 10000.0\n    return linear(exp(h), VOCAB)\n";
+
+#[test]
+fn a_failing_candidate_is_an_outcome_and_never_a_parent() {
+    let s = Setup::new(
+        "failing",
+        &[("overflow.star", OVERFLOW_SEED), ("mlp.star", MLP_SEED)],
+        "max_candidates = 6",
+        "steps = 4\npromote_fraction = 0.0",
+    );
+    let o = s.run();
+    assert!(o.status.success(), "{}", text(&o));
+    let r = s.archive();
+    let overflow = r
+        .candidates
+        .iter()
+        .find(|c| c["name"] == "overflow")
+        .unwrap();
+    let id = overflow["id"].as_u64().unwrap();
+    let evals = r.evaluations_of(id);
+    assert_eq!(evals.len(), 1);
+    assert_eq!(evals[0]["outcome"], "diverged", "{}", evals[0]);
+    assert!(
+        evals[0]["reason"].as_str().unwrap().contains("NaN"),
+        "{}",
+        evals[0]
+    );
+    assert_eq!(r.proposed().len(), 6);
+    for c in r.proposed() {
+        let parents: Vec<u64> = c["parents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_u64().unwrap())
+            .collect();
+        assert!(
+            !parents.contains(&id),
+            "{} has the failed seed as a parent",
+            c["id"]
+        );
+    }
+}
