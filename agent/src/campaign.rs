@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use autoarch_archive::{
-    Archive, Campaign as CampaignRecord, Candidate, CandidateId, NewCandidate, NewEvaluation,
-    Outcome, ProposerKind, Status as ArchiveStatus,
+    Archive, Campaign as CampaignRecord, Candidate, CandidateId, Listed, NewCandidate,
+    NewEvaluation, Outcome, ProposerKind, Status as ArchiveStatus,
 };
 use autoarch_evaluator::{EvalResult, Evaluator, Job, JobLimits, Status, Task, WorkerCommand};
 use autoarch_sandbox::isolate::{trace_isolated, ChildCommand};
@@ -30,6 +30,9 @@ use tokio::task::JoinSet;
 
 use crate::config::CampaignConfig;
 use crate::proposer::{Failure, ProposalContext, ProposeError, Proposer, Shown};
+
+/// How many recent failures a proposal is shown.
+const RECENT_FAILURES: usize = 5;
 
 /// The tag on candidates of the random-sampling baseline (`autoarch report --random-baseline`).
 pub const RANDOM_TAG: &str = "random-baseline";
@@ -168,6 +171,14 @@ fn over_budget(
         .into_iter()
         .find(|(over, _)| *over)
         .map(|(_, what)| format!("{what} is spent"))
+}
+
+/// Keeps the last [`RECENT_FAILURES`] failures, oldest first.
+fn remember_failure(failures: &mut VecDeque<Failure>, f: Failure) {
+    failures.push_back(f);
+    while failures.len() > RECENT_FAILURES {
+        failures.pop_front();
+    }
 }
 
 /// The score of an evaluation (higher is better).
@@ -444,20 +455,44 @@ impl Campaign {
         Ok(out)
     }
 
+    /// The last five failed candidates, oldest first, as proposers see them.
+    fn recent_failures(&self) -> anyhow::Result<VecDeque<Failure>> {
+        let mut failures = VecDeque::new();
+        for listed in self.archive.list()?.iter().rev() {
+            if failures.len() >= RECENT_FAILURES {
+                break;
+            }
+            if listed.summary.status == ArchiveStatus::Failed {
+                let reason = self
+                    .archive
+                    .evaluations(listed.candidate.id)?
+                    .last()
+                    .and_then(|e| e.reason.clone())
+                    .unwrap_or_default();
+                failures.push_front(Failure {
+                    name: listed.candidate.name.clone(),
+                    code: listed.candidate.code.clone(),
+                    reason,
+                });
+            }
+        }
+        Ok(failures)
+    }
+
     /// Asynchronous successive halving: a candidate whose short-budget score is in the top
     /// `promote_fraction` of those finished so far is promoted.
     fn promote(
         &self,
         state: &mut State,
         queue: &mut VecDeque<JobSpec>,
-    ) -> anyhow::Result<Vec<CandidateId>> {
+        scores: &BTreeMap<CandidateId, f64>,
+    ) -> Vec<CandidateId> {
         let fraction = self.config.evaluation.promote_fraction;
         if fraction <= 0.0 {
-            return Ok(vec![]);
+            return vec![];
         }
-        let scores = self.short_scores()?;
         let k = (scores.len() as f64 * fraction).floor() as usize;
-        let mut ranked: Vec<(CandidateId, f64)> = scores.into_iter().collect();
+        let mut ranked: Vec<(CandidateId, f64)> = scores.iter().map(|(i, s)| (*i, *s)).collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut new = Vec::new();
         for (id, _) in ranked.into_iter().take(k) {
@@ -474,7 +509,7 @@ impl Campaign {
                 });
             }
         }
-        Ok(new)
+        new
     }
 
     fn shown(&self, id: CandidateId) -> anyhow::Result<Shown> {
@@ -489,7 +524,12 @@ impl Campaign {
 
     /// Parent selection: exploration (uniform over successes), MAP-Elites cells, or a
     /// tournament in the proposal's island. Never a failed candidate.
-    fn select(&self, n: u64, rng: &mut ChaCha8Rng) -> anyhow::Result<Option<ProposalContext>> {
+    fn select(
+        &self,
+        n: u64,
+        rng: &mut ChaCha8Rng,
+        failures: &VecDeque<Failure>,
+    ) -> anyhow::Result<Option<ProposalContext>> {
         let s = &self.config.selection;
         let r: f64 = rng.random();
         let island = (n % s.islands as u64) as u32;
@@ -527,30 +567,11 @@ impl Campaign {
                 inspirations.push(self.shown(id)?);
             }
         }
-        let mut failures = Vec::new();
-        for listed in self.archive.list()?.iter().rev() {
-            if failures.len() >= 5 {
-                break;
-            }
-            if listed.summary.status == ArchiveStatus::Failed {
-                let reason = self
-                    .archive
-                    .evaluations(listed.candidate.id)?
-                    .last()
-                    .and_then(|e| e.reason.clone())
-                    .unwrap_or_default();
-                failures.push(Failure {
-                    name: listed.candidate.name.clone(),
-                    code: listed.candidate.code.clone(),
-                    reason,
-                });
-            }
-        }
         Ok(Some(ProposalContext {
             task: self.task.clone(),
             parent: self.shown(parent)?,
             inspirations,
-            failures,
+            failures: failures.iter().cloned().collect(),
             insights: self
                 .archive
                 .insights()?
@@ -745,7 +766,10 @@ impl Campaign {
         let mut in_flight_proposals = 0u64;
 
         let bar = self.progress_bar(budget.max_candidates.map(|m| m + seeds as u64));
-        let mut best = self.best()?;
+        let mut best = self.best_listed()?;
+        // Kept up to date as results arrive, so that no step scans the whole archive.
+        let mut short = self.short_scores()?;
+        let mut failures = self.recent_failures()?;
         let mut last_save = Instant::now();
         let mut last_snapshot = Instant::now();
         let mut busy_since: BTreeMap<JobSpec, Instant> = BTreeMap::new();
@@ -780,7 +804,7 @@ impl Campaign {
                 let n = state.proposals;
                 state.proposals += 1;
                 let mut rng = ChaCha8Rng::seed_from_u64(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-                if let Some(ctx) = self.select(n, &mut rng)? {
+                if let Some(ctx) = self.select(n, &mut rng, &failures)? {
                     in_flight_proposals += 1;
                     let proposer = self.proposer.clone();
                     let config = self.trace_config();
@@ -851,17 +875,24 @@ impl Campaign {
                         result.status.as_str(),
                         score.map(|s| format!(" score {s:.4}")).unwrap_or_else(|| result.message.clone().map(|m| format!(" ({})", m.lines().next().unwrap_or(""))).unwrap_or_default())
                     ));
+                    if result.status != Status::Ok {
+                        if let Some(c) = self.archive.candidate(spec.candidate)? {
+                            let reason = evaluation_of(spec.candidate, spec.fidelity, spec.seed, &result).reason.unwrap_or_default();
+                            remember_failure(&mut failures, Failure { name: c.name, code: c.code, reason });
+                        }
+                    }
                     if spec.fidelity == 0 {
                         bar.inc(1);
-                        if result.status == Status::Ok {
-                            for id in self.promote(&mut state, &mut queue)? {
+                        if let (Status::Ok, Some(score)) = (result.status, score) {
+                            short.insert(spec.candidate, score);
+                            for id in self.promote(&mut state, &mut queue, &short) {
                                 self.archive.log_event("promotion", "promoted to the longer budget", Some(id))?;
                                 tracing::info!(candidate = id, "promoted");
                                 self.say(&bar, &format!("#{id} promoted: {} runs at {}× the budget", self.config.evaluation.promote_seeds + 1, self.config.evaluation.promote_factor));
                             }
                         }
                     }
-                    best = self.best()?;
+                    best = self.update_best(best, spec.candidate)?;
                 }
                 Some(done) = proposing.join_next(), if !proposing.is_empty() => {
                     in_flight_proposals -= 1;
@@ -875,6 +906,10 @@ impl Campaign {
                                 tokens += c.tokens.prompt + c.tokens.completion;
                                 dollars += c.cost_usd;
                                 self.say(&bar, &format!("#{id} {}: {what}", c.name));
+                                if c.fingerprint.is_empty() {
+                                    let reason = self.archive.evaluations(id)?.pop().and_then(|e| e.reason).unwrap_or_default();
+                                    remember_failure(&mut failures, Failure { name: c.name, code: c.code, reason });
+                                }
                             }
                             match job {
                                 Some(j) => queue.push_back(j),
@@ -898,7 +933,7 @@ impl Campaign {
                 }
                 _ = tick.tick() => {}
             }
-            bar.set_message(self.status_line(&counters, running.len(), &best));
+            bar.set_message(self.status_line(&counters, running.len(), best.as_ref()));
             if last_save.elapsed() > Duration::from_secs(5) {
                 state.elapsed_seconds = now_elapsed(started, before);
                 self.save_state(&state)?;
@@ -958,7 +993,7 @@ impl Campaign {
             } else {
                 0.0
             },
-            best,
+            best: self.best()?,
             best_seed: self.best_seed()?,
         })
     }
@@ -1072,15 +1107,41 @@ impl Campaign {
         Ok(total)
     }
 
-    fn best(&self) -> anyhow::Result<Option<(CandidateId, String, f64)>> {
+    fn best_listed(&self) -> anyhow::Result<Option<Listed>> {
         let listed = self.archive.list()?;
-        Ok(crate::report::ranking(&listed).first().map(|l| {
-            (
-                l.candidate.id,
-                l.candidate.name.clone(),
-                l.summary.score().unwrap_or(f64::NAN),
-            )
+        Ok(crate::report::ranking(&listed)
+            .first()
+            .map(|l| (*l).clone()))
+    }
+
+    fn best(&self) -> anyhow::Result<Option<(CandidateId, String, f64)>> {
+        Ok(self.best_listed()?.map(|l| {
+            let score = l.summary.score().unwrap_or(f64::NAN);
+            (l.candidate.id, l.candidate.name, score)
         }))
+    }
+
+    /// The best after `id` got a result: a comparison with the best so far, or a full ranking
+    /// when `id` was the best (a promoted run can lower its standing).
+    fn update_best(&self, best: Option<Listed>, id: CandidateId) -> anyhow::Result<Option<Listed>> {
+        if best.as_ref().is_some_and(|b| b.candidate.id == id) {
+            return self.best_listed();
+        }
+        let Some(candidate) = self.archive.candidate(id)? else {
+            return Ok(best);
+        };
+        let changed = Listed {
+            candidate,
+            summary: self.archive.summary(id)?,
+        };
+        let eligible = !crate::report::is_random(&changed)
+            && changed.summary.status == ArchiveStatus::Ok
+            && changed.summary.score().is_some();
+        Ok(match best {
+            Some(b) if !eligible || crate::report::order(&changed, &b).is_ge() => Some(b),
+            Some(_) | None if eligible => Some(changed),
+            other => other,
+        })
     }
 
     fn best_seed(&self) -> anyhow::Result<Option<(CandidateId, String, f64)>> {
@@ -1117,20 +1178,18 @@ impl Campaign {
         bar
     }
 
-    fn status_line(
-        &self,
-        c: &Counters,
-        running: usize,
-        best: &Option<(CandidateId, String, f64)>,
-    ) -> String {
+    fn status_line(&self, c: &Counters, running: usize, best: Option<&Listed>) -> String {
         format!(
             "running {running} · done {} · failed {} · dup {} · best {}",
             c.evaluated,
             c.failed + c.untraced,
             c.duplicates,
-            best.as_ref()
-                .map(|(id, _, s)| format!("{s:.4} (#{id})"))
-                .unwrap_or_else(|| "-".into())
+            best.map(|b| format!(
+                "{:.4} (#{})",
+                b.summary.score().unwrap_or(f64::NAN),
+                b.candidate.id
+            ))
+            .unwrap_or_else(|| "-".into())
         )
     }
 

@@ -416,6 +416,11 @@ pub fn candidates(
         EditKind::Residual => {
             for a in &o.assigns {
                 if let Some(e) = &a.residual {
+                    // `h = h + pos` with a branch that does not read `h` (a learned position
+                    // table, a bias) would drop the input altogether: not a residual to remove.
+                    if !outline_mentions(&source[e.clone()], &a.target) {
+                        continue;
+                    }
                     push(
                         vec![Edit::new(a.value_span.clone(), text(source, e))],
                         format!("remove the residual around {}", text(source, e)),

@@ -27,30 +27,33 @@ fn short_score(archive: &Archive, id: u64) -> Option<f64> {
         .find_map(|e| e.metrics.get("score").copied())
 }
 
-fn is_random(l: &Listed) -> bool {
+pub fn is_random(l: &Listed) -> bool {
     l.candidate.tags.iter().any(|t| t == RANDOM_TAG)
 }
 
 /// The campaign's successful candidates, best first: promoted results (longer, several seeds)
 /// before short-budget ones, then by score; ties (a saturated task) go to the lower validation
 /// loss, then to fewer parameters. The random baseline is left out.
+/// The ranking order of two successful candidates (`Less`: `a` ranks first).
+pub fn order(a: &Listed, b: &Listed) -> std::cmp::Ordering {
+    let key =
+        |l: &Listed, m: &str, missing: f64| l.summary.metrics.get(m).copied().unwrap_or(missing);
+    b.summary
+        .fidelity
+        .cmp(&a.summary.fidelity)
+        .then(key(b, "score", f64::NEG_INFINITY).total_cmp(&key(a, "score", f64::NEG_INFINITY)))
+        .then(key(a, "val_loss", f64::INFINITY).total_cmp(&key(b, "val_loss", f64::INFINITY)))
+        .then(a.candidate.stats.params.cmp(&b.candidate.stats.params))
+        .then(a.candidate.id.cmp(&b.candidate.id))
+}
+
 pub fn ranking(listed: &[Listed]) -> Vec<&Listed> {
     let mut ok: Vec<&Listed> = listed
         .iter()
         .filter(|l| !is_random(l))
         .filter(|l| l.summary.status == Status::Ok && l.summary.score().is_some())
         .collect();
-    let key =
-        |l: &Listed, m: &str, missing: f64| l.summary.metrics.get(m).copied().unwrap_or(missing);
-    ok.sort_by(|a, b| {
-        b.summary
-            .fidelity
-            .cmp(&a.summary.fidelity)
-            .then(key(b, "score", f64::NEG_INFINITY).total_cmp(&key(a, "score", f64::NEG_INFINITY)))
-            .then(key(a, "val_loss", f64::INFINITY).total_cmp(&key(b, "val_loss", f64::INFINITY)))
-            .then(a.candidate.stats.params.cmp(&b.candidate.stats.params))
-            .then(a.candidate.id.cmp(&b.candidate.id))
-    });
+    ok.sort_by(|a, b| order(a, b));
     ok
 }
 
