@@ -198,12 +198,7 @@ fn outcome(status: Status) -> Outcome {
 }
 
 /// The evaluation record of a worker result.
-pub fn evaluation_of(
-    candidate: CandidateId,
-    fidelity: u32,
-    seed: u64,
-    r: &EvalResult,
-) -> NewEvaluation {
+fn evaluation_of(spec: JobSpec, r: &EvalResult) -> NewEvaluation {
     let mut timings = BTreeMap::new();
     timings.insert("wall_seconds".to_string(), r.wall_seconds);
     timings.insert("train_seconds".to_string(), r.train_seconds);
@@ -228,9 +223,9 @@ pub fn evaluation_of(
         reason
     });
     NewEvaluation {
-        candidate,
-        fidelity,
-        seed,
+        candidate: spec.candidate,
+        fidelity: spec.fidelity,
+        seed: spec.seed,
         outcome: outcome(r.status),
         reason,
         metrics: r.metrics.clone(),
@@ -373,7 +368,10 @@ impl Campaign {
             {
                 continue;
             }
-            let display = crate::header_name(&code).unwrap_or(name);
+            let display = crate::review::seed_header(&code)
+                .remove("name")
+                .filter(|n| !n.is_empty())
+                .unwrap_or(name);
             let id = self.archive.insert_candidate(NewCandidate {
                 name: display,
                 motivation: format!("Seed design from {source}."),
@@ -642,15 +640,7 @@ impl Campaign {
             code: p.code,
             task: self.config.task.name.clone(),
             fingerprint: String::new(),
-            stats: Stats {
-                params: 0,
-                buffers: 0,
-                flops: 0,
-                nodes: 0,
-                depth: 0,
-                op_histogram: BTreeMap::new(),
-                output_shape: autoarch_sandbox::Shape(vec![]),
-            },
+            stats: Stats::default(),
             parents: p.parents,
             proposer: kind,
             model: p.model,
@@ -855,9 +845,12 @@ impl Campaign {
                     if result.status == Status::Cancelled {
                         continue;
                     }
-                    self.archive.record_evaluation(evaluation_of(spec.candidate, spec.fidelity, spec.seed, &result))?;
+                    let evaluation = evaluation_of(spec, &result);
+                    let reason = evaluation.reason.clone();
+                    self.archive.record_evaluation(evaluation)?;
                     compute += result.wall_seconds;
-                    let name = self.archive.candidate(spec.candidate)?.map(|c| c.name).unwrap_or_default();
+                    let candidate = self.archive.candidate(spec.candidate)?;
+                    let name = candidate.as_ref().map(|c| c.name.clone()).unwrap_or_default();
                     if result.status == Status::Ok {
                         counters.evaluated += 1;
                     } else {
@@ -875,11 +868,8 @@ impl Campaign {
                         result.status.as_str(),
                         score.map(|s| format!(" score {s:.4}")).unwrap_or_else(|| result.message.clone().map(|m| format!(" ({})", m.lines().next().unwrap_or(""))).unwrap_or_default())
                     ));
-                    if result.status != Status::Ok {
-                        if let Some(c) = self.archive.candidate(spec.candidate)? {
-                            let reason = evaluation_of(spec.candidate, spec.fidelity, spec.seed, &result).reason.unwrap_or_default();
-                            remember_failure(&mut failures, Failure { name: c.name, code: c.code, reason });
-                        }
+                    if let (Some(c), Some(reason)) = (candidate, reason) {
+                        remember_failure(&mut failures, Failure { name: c.name, code: c.code, reason });
                     }
                     if spec.fidelity == 0 {
                         bar.inc(1);
@@ -954,12 +944,8 @@ impl Campaign {
                     busy_run += t.elapsed().as_secs_f64();
                 }
                 if result.status != Status::Cancelled {
-                    self.archive.record_evaluation(evaluation_of(
-                        spec.candidate,
-                        spec.fidelity,
-                        spec.seed,
-                        &result,
-                    ))?;
+                    self.archive
+                        .record_evaluation(evaluation_of(spec, &result))?;
                 }
             }
         }
@@ -1088,12 +1074,8 @@ impl Campaign {
             };
             let (evaluator, spec, result) = done.context("an evaluation task panicked")?;
             idle.push(evaluator);
-            self.archive.record_evaluation(evaluation_of(
-                spec.candidate,
-                spec.fidelity,
-                spec.seed,
-                &result,
-            ))?;
+            self.archive
+                .record_evaluation(evaluation_of(spec, &result))?;
             eprintln!(
                 "random #{}: {}{}",
                 spec.candidate,

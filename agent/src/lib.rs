@@ -25,21 +25,6 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// The name a file gives itself in a header comment line `# name: ...`.
-pub fn header_name(source: &str) -> Option<String> {
-    header_field(source, "name:").filter(|n| !n.is_empty())
-}
-
-fn header_field(source: &str, key: &str) -> Option<String> {
-    source
-        .lines()
-        .take_while(|l| l.trim_start().starts_with('#') || l.trim().is_empty())
-        .find_map(|l| {
-            let rest = l.trim_start().trim_start_matches('#').trim();
-            Some(rest.strip_prefix(key)?.trim().to_string())
-        })
-}
-
 /// The task a file names in a header comment line such as `# task: mqar`.
 pub fn header_task(source: &str) -> Option<String> {
     source

@@ -86,7 +86,7 @@ pub struct ArchGraph {
 }
 
 /// Summary numbers of a graph, all per sample.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct Stats {
     /// Trainable parameters (tied parameters counted once).
     pub params: u64,
