@@ -250,6 +250,13 @@ pub struct ReportArgs {
 
 pub fn report(args: ReportArgs, dir: &Path) -> anyhow::Result<ExitCode> {
     let text = if let Some(n) = args.random_baseline {
+        // Opening for writing would create an empty archive where there is none.
+        if !dir.join("db").exists() {
+            anyhow::bail!(
+                "no archive at {}: run a campaign first, or pass --archive DIR",
+                dir.display()
+            );
+        }
         let archive = Archive::open(dir)?;
         let record = archive
             .campaigns()?

@@ -889,3 +889,20 @@ fn a_failing_candidate_is_an_outcome_and_never_a_parent() {
         );
     }
 }
+
+#[test]
+fn a_random_baseline_without_an_archive_is_refused_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = autoarch()
+        .current_dir(dir.path())
+        .args(["--archive", "nowhere", "report", "--random-baseline", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no archive at nowhere"),
+        "{}",
+        text(&o)
+    );
+    assert!(!dir.path().join("nowhere").exists());
+}
