@@ -73,6 +73,21 @@ pub fn resolve(args: &RunArgs, archive: Option<&Path>) -> anyhow::Result<Campaig
             workers: args.workers,
         })
         .map_err(|e| UsageError(e.to_string()))?;
+    // Seeds that are not there are a config error: refuse them before anything is created.
+    for seed in &config.seeds {
+        let missing = match seed.strip_prefix("library:") {
+            Some(name) => crate::seeds::by_name(name).is_none(),
+            None => seed != "library" && !Path::new(seed).is_file(),
+        };
+        if missing {
+            let known: Vec<&str> = crate::seeds::LIBRARY.iter().map(|(n, _)| *n).collect();
+            return Err(UsageError(format!(
+                "`seeds` names {seed:?}, which does not exist (library seeds: {})",
+                known.join(", ")
+            ))
+            .into());
+        }
+    }
     Ok(config)
 }
 

@@ -777,6 +777,27 @@ fn broken_configs_are_refused_with_the_key_and_the_reason() {
             "nothing is created for a broken config"
         );
     }
+    for seeds in ["[\"nope.star\"]", "[\"library:nope\"]"] {
+        let path = dir.path().join("seeds.toml");
+        std::fs::write(
+            &path,
+            format!("name = \"x\"\nseeds = {seeds}\n[task]\nname = \"mqar\"\n"),
+        )
+        .unwrap();
+        let o = autoarch()
+            .current_dir(dir.path())
+            .arg("run")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("does not exist"),
+            "{}",
+            text(&o)
+        );
+        assert!(!dir.path().join("autoarch-archive").exists());
+    }
     let o = autoarch()
         .current_dir(dir.path())
         .args(["run", "missing.toml"])
