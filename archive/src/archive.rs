@@ -17,8 +17,8 @@ use crate::lock::{self, WriterLock};
 use crate::query::{direction, pareto_front, Cell, Direction};
 use crate::record::{
     decode_candidate, decode_evaluation, decode_other, encode, now_ms, Campaign, Candidate,
-    CandidateId, Evaluation, EvaluationId, Event, Insight, NewCandidate, NewEvaluation, Outcome,
-    Status, Summary, CANDIDATE_VERSION, EVALUATION_VERSION, OTHER_VERSION,
+    CandidateId, Evaluation, EvaluationId, Event, Insight, LlmCall, NewCandidate, NewEvaluation,
+    Outcome, Status, Summary, CANDIDATE_VERSION, EVALUATION_VERSION, OTHER_VERSION,
 };
 use crate::{Error, Result};
 
@@ -333,6 +333,7 @@ impl Archive {
             response: new.response,
             tokens: new.tokens,
             cost_usd: new.cost_usd,
+            calls: new.calls,
             tags: new.tags,
             source: new.source,
             duplicate_of: new.duplicate_of,
@@ -516,6 +517,16 @@ impl Archive {
     }
 
     pub fn add_insight(&self, text: &str, evidence: &[CandidateId]) -> Result<u64> {
+        self.add_insight_from(text, evidence, None)
+    }
+
+    /// An insight with the LLM call that drew it.
+    pub fn add_insight_from(
+        &self,
+        text: &str,
+        evidence: &[CandidateId],
+        call: Option<LlmCall>,
+    ) -> Result<u64> {
         let _guard = self.writes.lock().expect("no writer panicked");
         for &e in evidence {
             if self.backend.get(Tree::Candidates, &id_key(e))?.is_none() {
@@ -529,6 +540,7 @@ impl Archive {
             text: text.to_string(),
             evidence: evidence.to_vec(),
             created_ms: now_ms(),
+            call,
         };
         writes.put(
             Tree::Insights,

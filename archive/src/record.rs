@@ -56,6 +56,27 @@ pub struct Tokens {
     pub completion: u64,
 }
 
+/// One LLM call behind a candidate or an insight: what was asked, what came back, what it cost
+/// and what became of it. Failed HTTP attempts before the answer are kept in `attempts`.
+#[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+pub struct LlmCall {
+    /// `propose`, `repair` or `analyze`.
+    pub purpose: String,
+    pub model: String,
+    /// The structured-output mode the answer was asked in (`json_schema`, `json_object`, `text`).
+    pub mode: String,
+    pub prompt: String,
+    /// The answer's text; empty when no answer came.
+    pub response: String,
+    pub tokens: Tokens,
+    pub cost_usd: f64,
+    pub seconds: f64,
+    /// Each failed attempt (HTTP status, timeout, connection error) and the wait that followed.
+    pub attempts: Vec<String>,
+    /// What became of the answer: `traced`, or why it was not used.
+    pub outcome: String,
+}
+
 /// A proposed architecture, immutable once stored (except its tags).
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub struct Candidate {
@@ -74,6 +95,8 @@ pub struct Candidate {
     pub response: Option<String>,
     pub tokens: Tokens,
     pub cost_usd: f64,
+    /// Every LLM call that led to this code (the proposal, then each repair round), in order.
+    pub calls: Vec<LlmCall>,
     pub tags: Vec<String>,
     /// Where a human design came from (its file).
     pub source: Option<String>,
@@ -101,6 +124,7 @@ pub struct NewCandidate {
     pub response: Option<String>,
     pub tokens: Tokens,
     pub cost_usd: f64,
+    pub calls: Vec<LlmCall>,
     pub tags: Vec<String>,
     pub source: Option<String>,
     pub duplicate_of: Option<CandidateId>,
@@ -172,6 +196,9 @@ pub struct Insight {
     pub text: String,
     pub evidence: Vec<CandidateId>,
     pub created_ms: u64,
+    /// The `analyze` call that drew it, if an LLM did.
+    #[serde(default)]
+    pub call: Option<LlmCall>,
 }
 
 /// One line of the append-only event log.
@@ -251,7 +278,7 @@ impl Summary {
 }
 
 /// Current format versions.
-pub const CANDIDATE_VERSION: u64 = 2;
+pub const CANDIDATE_VERSION: u64 = 3;
 pub const EVALUATION_VERSION: u64 = 1;
 pub const OTHER_VERSION: u64 = 1;
 
@@ -261,7 +288,16 @@ pub const OTHER_VERSION: u64 = 1;
 /// Version 1 (the first, pre-release layout) kept one total token count `tokens: u64` and the cost
 /// as `cost`; version 2 splits tokens into prompt and completion and names the cost `cost_usd`.
 /// The split of an old total is unknown, so it is kept as completion tokens.
-const CANDIDATE_UPGRADES: &[fn(Value) -> Result<Value>] = &[candidate_v1_to_v2];
+/// Version 3 adds `calls`, the LLM calls behind the code (none for older records).
+const CANDIDATE_UPGRADES: &[fn(Value) -> Result<Value>] = &[candidate_v1_to_v2, candidate_v2_to_v3];
+
+fn candidate_v2_to_v3(mut v: Value) -> Result<Value> {
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| Error::Corrupt("a v2 candidate is not an object".into()))?;
+    obj.insert("calls".into(), Value::Array(vec![]));
+    Ok(v)
+}
 
 fn candidate_v1_to_v2(mut v: Value) -> Result<Value> {
     let obj = v

@@ -33,6 +33,7 @@ pub fn candidate(name: &str, parents: &[CandidateId]) -> NewCandidate {
         response: None,
         tokens: Tokens::default(),
         cost_usd: 0.0,
+        calls: vec![],
         tags: Vec::new(),
         source: None,
         duplicate_of: None,

@@ -251,6 +251,22 @@ fn an_old_candidate_record_is_upgraded() {
     let c = decode_candidate(&serde_json::to_vec(&v1).unwrap()).unwrap();
     assert_eq!((c.tokens.prompt, c.tokens.completion), (0, 1234));
     assert_eq!(c.cost_usd, 0.5);
+    assert!(
+        c.calls.is_empty(),
+        "v3 adds the LLM calls: none for older records"
+    );
+
+    let mut v2 = v1.clone();
+    v2["v"] = 2.into();
+    v2["tokens"] = serde_json::json!({"prompt": 7, "completion": 8});
+    v2.as_object_mut().unwrap().remove("cost");
+    v2["cost_usd"] = 0.25.into();
+    let c = decode_candidate(&serde_json::to_vec(&v2).unwrap()).unwrap();
+    assert_eq!(
+        (c.tokens.prompt, c.tokens.completion, c.cost_usd),
+        (7, 8, 0.25)
+    );
+    assert!(c.calls.is_empty());
 
     let newer = serde_json::json!({"v": CANDIDATE_VERSION + 1});
     let err = decode_candidate(&serde_json::to_vec(&newer).unwrap()).unwrap_err();
