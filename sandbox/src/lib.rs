@@ -33,7 +33,7 @@ pub use diagnostic::{render_all, Diagnostic};
 pub use graph::{
     ArchGraph, Fingerprint, Init, Node, NodeId, ParamId, ParamRole, ParamSpec, Span, Stats,
 };
-pub use ops::{reference_markdown, Op, OpSpec, REGISTRY};
+pub use ops::{reference_brief, reference_markdown, Op, OpSpec, REGISTRY};
 pub use shape::{DType, Dim, Shape};
 pub use task::TaskShape;
 pub use tracer::{trace, Limits, TraceConfig, TraceOutcome, Traced};

@@ -997,11 +997,8 @@ pub fn lookup(name: &str) -> Option<&'static OpSpec> {
     REGISTRY.iter().find(|s| s.name == name)
 }
 
-/// The language reference in markdown, generated from the registry.
-pub fn reference_markdown() -> String {
-    let mut out = String::new();
-    out.push_str(
-        "# The autoarch architecture language\n\n\
+/// The rules of the language that every reference states.
+const REFERENCE_INTRO: &str = "# The autoarch architecture language\n\n\
          Architecture code is Starlark (a hermetic Python dialect). Define `def model(x)`: the task \
          binds `x` and constants such as VOCAB, SEQ_LEN, NUM_CLASSES, CHANNELS, HEIGHT and WIDTH, and \
          the returned tensor must have the task's output shape. Running `model` traces a graph.\n\n\
@@ -1012,8 +1009,28 @@ pub fn reference_markdown() -> String {
          name (weight tying; shapes must match).\n\
          - Not available: `while` (use `for i in range(n)`), `**` (use `pow`), `@` (use `matmul`), \
          `class`, `import`/`load`, `try`, recursion, tensor indexing (use `slice`/`split`).\n\
-         - FLOPs are per sample for the forward pass; a multiply-add counts 2.\n",
-    );
+         - FLOPs are per sample for the forward pass; a multiply-add counts 2.\n";
+
+/// The language reference with only the signatures, one category a line: for models with a
+/// small context window.
+pub fn reference_brief() -> String {
+    let mut out = REFERENCE_INTRO.to_string();
+    out.push('\n');
+    for cat in Category::ALL {
+        let sigs: Vec<&str> = REGISTRY
+            .iter()
+            .filter(|s| s.category == cat)
+            .map(|s| s.signature)
+            .collect();
+        out.push_str(&format!("- {}: {}\n", cat.title(), sigs.join("; ")));
+    }
+    out
+}
+
+/// The language reference in markdown, generated from the registry.
+pub fn reference_markdown() -> String {
+    let mut out = String::new();
+    out.push_str(REFERENCE_INTRO);
     for cat in Category::ALL {
         out.push_str(&format!("\n## {}\n\n", cat.title()));
         for s in REGISTRY.iter().filter(|s| s.category == cat) {
