@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 use crate::config::CampaignConfig;
-use crate::proposer::{Failure, ProposalContext, ProposeError, Proposer, Shown};
+use crate::proposer::{
+    Analysis, AnalysisContext, Checker, Failure, ProposalContext, ProposeError, Proposer, Shown,
+};
 
 /// How many recent failures a proposal is shown.
 const RECENT_FAILURES: usize = 5;
@@ -52,6 +54,71 @@ pub struct State {
     pub capacity_seconds: f64,
     /// Why the last run stopped.
     pub stopped: Option<String>,
+    /// Short-budget evaluations counted at the last analysis (`[llm] analyze_every`).
+    pub analysed_at: u64,
+    /// LLM usage that no stored record carries: analyses that gave no insight.
+    pub other_tokens: u64,
+    pub other_dollars: f64,
+}
+
+/// Sums over the archive that budgets and progress start from.
+#[derive(Default)]
+struct Spent {
+    candidates: u64,
+    tokens: u64,
+    dollars: f64,
+    compute: f64,
+    /// Traced candidates with a short-budget evaluation.
+    short: u64,
+}
+
+/// Traces code in a child process, for proposers that repair before handing code over.
+#[derive(Debug)]
+struct IsolatedChecker {
+    config: TraceConfig,
+    child: ChildCommand,
+}
+
+#[async_trait::async_trait]
+impl Checker for IsolatedChecker {
+    async fn check(&self, code: &str) -> Result<(), String> {
+        let (code, config, child) = (code.to_string(), self.config.clone(), self.child.clone());
+        match tokio::task::spawn_blocking(move || trace_isolated(&code, &config, &child)).await {
+            Ok(Ok(TraceOutcome::Ok(_))) => Ok(()),
+            Ok(Ok(TraceOutcome::Invalid { diagnostics })) => {
+                Err(render_all(&diagnostics, "model.star"))
+            }
+            Ok(Err(e)) => Err(format!("the tracer failed: {e}")),
+            Err(e) => Err(format!("the tracer failed: {e}")),
+        }
+    }
+}
+
+/// One line on a training curve: where the loss began and ended, and its best.
+pub fn curve_summary(evaluations: &[autoarch_archive::Evaluation]) -> String {
+    let Some(e) = evaluations
+        .iter()
+        .find(|e| e.fidelity == 0 && !e.curve.is_empty())
+    else {
+        return String::new();
+    };
+    let (first, last) = (e.curve[0], e.curve[e.curve.len() - 1]);
+    let best = e
+        .curve
+        .iter()
+        .copied()
+        .filter(|(_, l)| l.is_finite())
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    let mut s = format!(
+        "loss {:.3} at step {} → {:.3} at step {}",
+        first.1, first.0, last.1, last.0
+    );
+    if let Some((step, loss)) = best {
+        if step != last.0 {
+            s.push_str(&format!(" (lowest {loss:.3} at step {step})"));
+        }
+    }
+    s
 }
 
 /// Why a run ended.
@@ -96,7 +163,7 @@ pub struct RunSummary {
 }
 
 /// A proposal and how it traced, or why there is none.
-type ProposalResult = Result<(crate::proposer::Proposal, TraceOutcome), ProposeError>;
+type ProposalResult = Result<(crate::proposer::Proposal, Option<TraceOutcome>), ProposeError>;
 
 /// A finished job: the evaluator (back to the idle pool), what it ran, and the result.
 type Running = (Evaluator, JobSpec, EvalResult);
@@ -115,6 +182,8 @@ pub struct Campaign {
     pub archive: Archive,
     pub task: TaskShape,
     pub proposer: Arc<dyn Proposer>,
+    /// Takes over when `proposer` is unavailable (`[llm] on_unreachable = "mutation"`).
+    pub fallback: Option<Arc<dyn Proposer>>,
     pub worker: WorkerCommand,
     pub trace_child: ChildCommand,
     /// Draw a progress bar (on a terminal); otherwise one line per event on stderr.
@@ -253,6 +322,7 @@ impl Campaign {
             archive,
             task,
             proposer,
+            fallback: None,
             worker,
             trace_child,
             progress: std::io::stderr().is_terminal(),
@@ -386,6 +456,7 @@ impl Campaign {
                 response: None,
                 tokens: Default::default(),
                 cost_usd: 0.0,
+                calls: vec![],
                 tags: vec!["seed".into()],
                 source: Some(source),
                 duplicate_of: None,
@@ -517,7 +588,81 @@ impl Campaign {
                 .candidate(id)?
                 .with_context(|| format!("candidate {id} vanished"))?,
             summary: self.archive.summary(id)?,
+            curve: curve_summary(&self.archive.evaluations(id)?),
         })
+    }
+
+    /// What an analysis looks at: the best short-budget results and the most recent
+    /// evaluated candidates (failures included), each once.
+    fn analysis_context(&self) -> anyhow::Result<AnalysisContext> {
+        let mut ids: Vec<CandidateId> = self
+            .archive
+            .top_k("score", 8)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        for l in self.archive.list()?.iter().rev() {
+            if ids.len() >= 16 {
+                break;
+            }
+            if l.summary.evaluations > 0 && !ids.contains(&l.candidate.id) {
+                ids.push(l.candidate.id);
+            }
+        }
+        let mut results = Vec::new();
+        for id in ids {
+            results.push(self.shown(id)?);
+        }
+        Ok(AnalysisContext {
+            task: self.task.clone(),
+            results,
+            insights: self
+                .archive
+                .insights()?
+                .into_iter()
+                .map(|i| i.text)
+                .collect(),
+        })
+    }
+
+    /// Stores an analysis: the insight with the call, or the call's cost and why it gave none.
+    fn store_analysis(&self, a: Analysis, state: &mut State) -> anyhow::Result<Option<String>> {
+        let Analysis { insight, mut call } = a;
+        let result = insight.and_then(|(text, evidence)| {
+            let mut known = Vec::new();
+            for id in evidence {
+                if matches!(self.archive.candidate(id), Ok(Some(_))) && !known.contains(&id) {
+                    known.push(id);
+                }
+            }
+            if known.is_empty() {
+                Err("the insight cites no candidate that exists".to_string())
+            } else {
+                Ok((text, known))
+            }
+        });
+        match result {
+            Ok((text, evidence)) => {
+                self.archive
+                    .add_insight_from(&text, &evidence, Some(call))?;
+                Ok(Some(text))
+            }
+            Err(why) => {
+                call.outcome = why.clone();
+                state.other_tokens += call.tokens.prompt + call.tokens.completion;
+                state.other_dollars += call.cost_usd;
+                self.archive.log_event(
+                    "analysis",
+                    &format!(
+                        "gave no insight: {why} ({} tokens); answer: {}",
+                        call.tokens.prompt + call.tokens.completion,
+                        call.response.chars().take(300).collect::<String>()
+                    ),
+                    None,
+                )?;
+                Ok(None)
+            }
+        }
     }
 
     /// Parent selection: exploration (uniform over successes), MAP-Elites cells, or a
@@ -567,6 +712,11 @@ impl Campaign {
         }
         Ok(Some(ProposalContext {
             task: self.task.clone(),
+            limits: self.trace_config().limits,
+            checker: Arc::new(IsolatedChecker {
+                config: self.trace_config(),
+                child: self.trace_child.clone(),
+            }),
             parent: self.shown(parent)?,
             inspirations,
             failures: failures.iter().cloned().collect(),
@@ -625,7 +775,7 @@ impl Campaign {
     fn store_proposal(
         &self,
         p: crate::proposer::Proposal,
-        outcome: TraceOutcome,
+        outcome: Option<TraceOutcome>,
         kind: ProposerKind,
         tags: Vec<String>,
         counters: &mut Counters,
@@ -634,6 +784,7 @@ impl Campaign {
             Some(&parent) => self.archive.candidate(parent)?.map_or(0, |c| c.island),
             None => 0,
         };
+        let failure = p.failure;
         let mut new = NewCandidate {
             name: p.name,
             motivation: p.motivation,
@@ -648,22 +799,40 @@ impl Campaign {
             response: p.response,
             tokens: p.tokens,
             cost_usd: p.cost_usd,
+            calls: p.calls,
             tags,
             source: None,
             duplicate_of: None,
             island,
         };
-        match outcome {
-            TraceOutcome::Invalid { diagnostics } => {
+        let invalid = match outcome {
+            None => Err(failure.clone().unwrap_or_else(|| "no code".into())),
+            Some(TraceOutcome::Invalid { diagnostics }) => {
+                let rendered = render_all(&diagnostics, "model.star");
+                Err(match &failure {
+                    Some(f) if f.starts_with("it does not trace") => {
+                        let head = f.lines().next().unwrap_or(f);
+                        format!(
+                            "the code does not trace{}\n{rendered}",
+                            head.trim_start_matches("it does not trace")
+                        )
+                    }
+                    _ => format!("the code does not trace\n{rendered}"),
+                })
+            }
+            Some(TraceOutcome::Ok(t)) => Ok(t),
+        };
+        match invalid {
+            Err(reason) => {
                 counters.untraced += 1;
                 let id = self.archive.insert_candidate(new)?;
-                let rendered = render_all(&diagnostics, "model.star");
+                let rendered = reason.clone();
                 self.archive.record_evaluation(NewEvaluation {
                     candidate: id,
                     fidelity: 0,
                     seed: 0,
                     outcome: Outcome::Invalid,
-                    reason: Some(format!("the code does not trace\n{rendered}")),
+                    reason: Some(reason),
                     metrics: BTreeMap::new(),
                     curve: vec![],
                     timings: BTreeMap::new(),
@@ -671,7 +840,7 @@ impl Campaign {
                 tracing::info!(candidate = id, "proposal does not trace: {rendered}");
                 Ok((id, None, "did not trace"))
             }
-            TraceOutcome::Ok(t) => {
+            Ok(t) => {
                 counters.traced += 1;
                 new.fingerprint = t.fingerprint.0.clone();
                 new.stats = t.stats.clone();
@@ -696,23 +865,38 @@ impl Campaign {
         }
     }
 
-    /// Proposals made by this campaign (not seeds or human designs), and their LLM usage.
-    fn spent(&self) -> anyhow::Result<(u64, u64, f64, f64)> {
-        let (mut candidates, mut tokens, mut dollars, mut compute) = (0u64, 0u64, 0.0, 0.0);
+    /// Proposals made by this campaign (not seeds or human designs), their LLM usage (analyses
+    /// included), compute seconds, and how many candidates have a short-budget evaluation.
+    fn spent(&self, state: &State) -> anyhow::Result<Spent> {
+        let mut s = Spent {
+            tokens: state.other_tokens,
+            dollars: state.other_dollars,
+            ..Spent::default()
+        };
         for listed in self.archive.list()? {
             let c = &listed.candidate;
             if matches!(c.proposer, ProposerKind::Llm | ProposerKind::Mutation)
                 && !c.tags.iter().any(|t| t == RANDOM_TAG)
             {
-                candidates += 1;
+                s.candidates += 1;
             }
-            tokens += c.tokens.prompt + c.tokens.completion;
-            dollars += c.cost_usd;
-            for e in self.archive.evaluations(c.id)? {
-                compute += e.timings.get("wall_seconds").copied().unwrap_or(0.0);
+            s.tokens += c.tokens.prompt + c.tokens.completion;
+            s.dollars += c.cost_usd;
+            let evaluations = self.archive.evaluations(c.id)?;
+            if evaluations.iter().any(|e| e.fidelity == 0) && !c.fingerprint.is_empty() {
+                s.short += 1;
+            }
+            for e in evaluations {
+                s.compute += e.timings.get("wall_seconds").copied().unwrap_or(0.0);
             }
         }
-        Ok((candidates, tokens, dollars, compute))
+        for i in self.archive.insights()? {
+            if let Some(call) = i.call {
+                s.tokens += call.tokens.prompt + call.tokens.completion;
+                s.dollars += call.cost_usd;
+            }
+        }
+        Ok(s)
     }
 
     /// Runs (or resumes) the campaign until a budget, the end of the work, or an interrupt.
@@ -740,7 +924,17 @@ impl Campaign {
         let mut queue = self.owed_jobs(&state)?;
         let workers = self.config.evaluation.workers;
         let budget = self.config.budget.clone();
-        let (mut candidates, mut tokens, mut dollars, mut compute) = self.spent()?;
+        let Spent {
+            mut candidates,
+            mut tokens,
+            mut dollars,
+            mut compute,
+            short: mut evaluated_short,
+        } = self.spent(&state)?;
+        let analyze_every = u64::from(self.config.llm.analyze_every);
+        let mut analysing: JoinSet<Result<Option<Analysis>, ProposeError>> = JoinSet::new();
+        let mut active = self.proposer.clone();
+        let mut fell_back = false;
         let mut counters = Counters::default();
 
         let cancel = Arc::new(AtomicBool::new(false));
@@ -752,7 +946,7 @@ impl Campaign {
             })
             .collect();
         let mut running: JoinSet<Running> = JoinSet::new();
-        let mut proposing: JoinSet<(u64, ProposalResult)> = JoinSet::new();
+        let mut proposing: JoinSet<(u64, ProposerKind, ProposalResult)> = JoinSet::new();
         let mut in_flight_proposals = 0u64;
 
         let bar = self.progress_bar(budget.max_candidates.map(|m| m + seeds as u64));
@@ -796,27 +990,33 @@ impl Campaign {
                 let mut rng = ChaCha8Rng::seed_from_u64(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
                 if let Some(ctx) = self.select(n, &mut rng, &failures)? {
                     in_flight_proposals += 1;
-                    let proposer = self.proposer.clone();
+                    let proposer = active.clone();
                     let config = self.trace_config();
                     let child = self.trace_child.clone();
                     proposing.spawn(async move {
+                        let kind = proposer.kind();
                         let p = match proposer.propose(ctx).await {
                             Ok(p) => p,
-                            Err(e) => return (n, Err(e)),
+                            Err(e) => return (n, kind, Err(e)),
                         };
+                        if p.code.is_empty() {
+                            return (n, kind, Ok((p, None)));
+                        }
                         let code = p.code.clone();
                         let traced = tokio::task::spawn_blocking(move || {
                             trace_isolated(&code, &config, &child)
                         })
                         .await;
                         match traced {
-                            Ok(Ok(outcome)) => (n, Ok((p, outcome))),
+                            Ok(Ok(outcome)) => (n, kind, Ok((p, Some(outcome)))),
                             Ok(Err(e)) => (
                                 n,
+                                kind,
                                 Err(ProposeError::Unavailable(format!("tracing failed: {e}"))),
                             ),
                             Err(e) => (
                                 n,
+                                kind,
                                 Err(ProposeError::Unavailable(format!("tracing failed: {e}"))),
                             ),
                         }
@@ -825,7 +1025,23 @@ impl Campaign {
                 }
             }
 
-            if running.is_empty() && proposing.is_empty() && queue.is_empty() {
+            // Draw a lesson from the results every `analyze_every` short evaluations.
+            if analyze_every > 0
+                && analysing.is_empty()
+                && !fell_back
+                && evaluated_short >= state.analysed_at + analyze_every
+            {
+                state.analysed_at = evaluated_short;
+                let ctx = self.analysis_context()?;
+                let proposer = active.clone();
+                analysing.spawn(async move { proposer.analyze(ctx).await });
+            }
+
+            if running.is_empty()
+                && proposing.is_empty()
+                && queue.is_empty()
+                && analysing.is_empty()
+            {
                 if !has_parent {
                     break Stop::Proposer(
                         "no seed evaluated successfully, so there is no parent to propose from"
@@ -872,6 +1088,7 @@ impl Campaign {
                         remember_failure(&mut failures, Failure { name: c.name, code: c.code, reason });
                     }
                     if spec.fidelity == 0 {
+                        evaluated_short += 1;
                         bar.inc(1);
                         if let (Status::Ok, Some(score)) = (result.status, score) {
                             short.insert(spec.candidate, score);
@@ -886,11 +1103,11 @@ impl Campaign {
                 }
                 Some(done) = proposing.join_next(), if !proposing.is_empty() => {
                     in_flight_proposals -= 1;
-                    let (n, outcome) = done.context("a proposal task panicked")?;
+                    let (n, kind, outcome) = done.context("a proposal task panicked")?;
                     match outcome {
                         Ok((proposal, traced)) => {
                             counters.nothing_in_a_row = 0;
-                            let (id, job, what) = self.store_proposal(proposal, traced, self.proposer.kind(), vec![], &mut counters)?;
+                            let (id, job, what) = self.store_proposal(proposal, traced, kind, vec![], &mut counters)?;
                             candidates += 1;
                             if let Some(c) = self.archive.candidate(id)? {
                                 tokens += c.tokens.prompt + c.tokens.completion;
@@ -907,7 +1124,21 @@ impl Campaign {
                             }
                         }
                         Err(e @ ProposeError::Unavailable(_)) => {
-                            break Stop::Proposer(e.to_string());
+                            if fell_back && kind != ProposerKind::Mutation {
+                                // A call that was in flight when the fallback began.
+                                continue;
+                            }
+                            match (&self.fallback, fell_back) {
+                                (Some(fallback), false) => {
+                                    fell_back = true;
+                                    active = fallback.clone();
+                                    let line = format!("{e}; going on with the {} proposer", fallback.kind().as_str());
+                                    self.archive.log_event("proposer", &line, None)?;
+                                    tracing::warn!("{line}");
+                                    self.say(&bar, &line);
+                                }
+                                _ => break Stop::Proposer(e.to_string()),
+                            }
                         }
                         Err(e) => {
                             counters.nothing_in_a_row += 1;
@@ -915,6 +1146,23 @@ impl Campaign {
                             if counters.nothing_in_a_row >= 50 {
                                 break Stop::Proposer(format!("50 proposals in a row gave nothing (last: {e})"));
                             }
+                        }
+                    }
+                }
+                Some(done) = analysing.join_next(), if !analysing.is_empty() => {
+                    match done.context("an analysis task panicked")? {
+                        Ok(Some(analysis)) => {
+                            let used = analysis.call.tokens.prompt + analysis.call.tokens.completion;
+                            tokens += used;
+                            dollars += analysis.call.cost_usd;
+                            if let Some(text) = self.store_analysis(analysis, &mut state)? {
+                                self.say(&bar, &format!("insight: {text}"));
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            // The proposals meet the same endpoint and stop or fall back.
+                            self.archive.log_event("analysis", &e.to_string(), None)?;
                         }
                     }
                 }
@@ -950,6 +1198,7 @@ impl Campaign {
             }
         }
         proposing.abort_all();
+        analysing.abort_all();
         bar.finish_and_clear();
 
         let run_seconds = started.elapsed().as_secs_f64();
@@ -1051,10 +1300,12 @@ impl Campaign {
                 response: None,
                 tokens: Default::default(),
                 cost_usd: 0.0,
+                calls: vec![],
+                failure: None,
             };
             let (_, job, _) = self.store_proposal(
                 proposal,
-                outcome,
+                Some(outcome),
                 ProposerKind::Mutation,
                 vec![RANDOM_TAG.into()],
                 &mut counters,

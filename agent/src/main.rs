@@ -274,6 +274,7 @@ fn seed_add(
             response: None,
             tokens: Default::default(),
             cost_usd: 0.0,
+            calls: vec![],
             tags: tags.to_vec(),
             source: Some(file.display().to_string()),
             duplicate_of: None,

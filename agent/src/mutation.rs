@@ -799,6 +799,8 @@ impl Proposer for MutationProposer {
             response: None,
             tokens: Tokens::default(),
             cost_usd: 0.0,
+            calls: vec![],
+            failure: None,
         })
     }
 }

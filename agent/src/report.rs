@@ -174,6 +174,8 @@ pub fn render(archive: &Archive) -> anyhow::Result<String> {
         )?;
     }
 
+    llm_section(archive, &own, &mut out)?;
+
     // Best candidates.
     let ok = ranking(&listed);
     writeln!(out, "\n## Best candidates\n")?;
@@ -353,4 +355,97 @@ pub fn render(archive: &Archive) -> anyhow::Result<String> {
         best.candidate.id, best.candidate.id
     )?;
     Ok(out)
+}
+
+#[derive(Default)]
+struct ModelUse {
+    proposals: usize,
+    first_time: usize,
+    repaired: usize,
+    ok: usize,
+    calls: usize,
+    analyses: usize,
+    prompt: u64,
+    completion: u64,
+    dollars: f64,
+}
+
+/// Per-model proposals, trace and success rates, tokens and cost; then the stored insights.
+fn llm_section(archive: &Archive, own: &[&Listed], out: &mut String) -> anyhow::Result<()> {
+    let mut models: BTreeMap<String, ModelUse> = BTreeMap::new();
+    for l in own {
+        let c = &l.candidate;
+        if c.calls.is_empty() {
+            continue;
+        }
+        let m = models
+            .entry(c.model.clone().unwrap_or_default())
+            .or_default();
+        m.proposals += 1;
+        let traced = !c.fingerprint.is_empty();
+        if traced && c.calls.len() == 1 {
+            m.first_time += 1;
+        } else if traced {
+            m.repaired += 1;
+        }
+        if l.summary.status == Status::Ok {
+            m.ok += 1;
+        }
+        for call in &c.calls {
+            let m = models.entry(call.model.clone()).or_default();
+            m.calls += 1;
+            m.prompt += call.tokens.prompt;
+            m.completion += call.tokens.completion;
+            m.dollars += call.cost_usd;
+        }
+    }
+    let insights = archive.insights()?;
+    for i in &insights {
+        if let Some(call) = &i.call {
+            let m = models.entry(call.model.clone()).or_default();
+            m.calls += 1;
+            m.analyses += 1;
+            m.prompt += call.tokens.prompt;
+            m.completion += call.tokens.completion;
+            m.dollars += call.cost_usd;
+        }
+    }
+    if !models.is_empty() {
+        writeln!(out, "\n## LLM usage\n")?;
+        writeln!(
+            out,
+            "model | proposals | traced first time | traced after repair | evaluated ok (success) | calls | insights | tokens in / out | cost"
+        )?;
+        writeln!(out, "---|---|---|---|---|---|---|---|---")?;
+        for (name, m) in &models {
+            let pct = |n: usize| {
+                if m.proposals > 0 {
+                    format!("{n} ({:.0}%)", 100.0 * n as f64 / m.proposals as f64)
+                } else {
+                    "-".into()
+                }
+            };
+            writeln!(
+                out,
+                "{name} | {} | {} | {} | {} | {} | {} | {} / {} | ${:.4}",
+                m.proposals,
+                pct(m.first_time),
+                pct(m.repaired),
+                pct(m.ok),
+                m.calls,
+                m.analyses,
+                m.prompt,
+                m.completion,
+                m.dollars
+            )?;
+        }
+    }
+    if !insights.is_empty() {
+        writeln!(out, "\n## Insights\n")?;
+        for i in &insights {
+            let evidence: Vec<String> = i.evidence.iter().map(|e| format!("#{e}")).collect();
+            writeln!(out, "- {} (evidence: {})", i.text, evidence.join(", "))?;
+        }
+    }
+    Ok(())
 }

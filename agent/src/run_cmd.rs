@@ -9,7 +9,8 @@ use autoarch_archive::Archive;
 use autoarch_sandbox::isolate::ChildCommand;
 
 use crate::campaign::{Campaign, RunSummary, Stop};
-use crate::config::{CampaignConfig, Overrides, ProposerChoice, DEFAULT_TOML};
+use crate::config::{CampaignConfig, OnUnreachable, Overrides, ProposerChoice, DEFAULT_TOML};
+use crate::llm::LlmProposer;
 use crate::mutation::MutationProposer;
 use crate::proposer::Proposer;
 use crate::UsageError;
@@ -44,6 +45,13 @@ pub struct RunArgs {
     /// Worker processes training at once.
     #[arg(long)]
     pub workers: Option<usize>,
+    /// A seed design (`FILE.star`, `library` or `library:NAME`); repeat for several. Replaces
+    /// the file's `seeds`.
+    #[arg(long = "seed", value_name = "SEED")]
+    pub seeds: Vec<String>,
+    /// Training steps of the short budget (replaces `evaluation.steps` / `seconds`).
+    #[arg(long)]
+    pub steps: Option<u64>,
 }
 
 /// The trace child: this very binary.
@@ -71,6 +79,8 @@ pub fn resolve(args: &RunArgs, archive: Option<&Path>) -> anyhow::Result<Campaig
             max_candidates: args.max_candidates,
             max_seconds: args.max_seconds,
             workers: args.workers,
+            seeds: args.seeds.clone(),
+            steps: args.steps,
         })
         .map_err(|e| UsageError(e.to_string()))?;
     // Seeds that are not there are a config error: refuse them before anything is created.
@@ -96,12 +106,21 @@ fn proposer(config: &CampaignConfig) -> anyhow::Result<Arc<dyn Proposer>> {
         ProposerChoice::Mutation => Ok(Arc::new(MutationProposer {
             max_edits: config.proposer.max_edits,
         })),
-        ProposerChoice::Llm => Err(UsageError(
-            "the llm proposer is not part of this version yet; use `--proposer mutation` (the default)"
-                .into(),
-        )
-        .into()),
+        ProposerChoice::Llm => Ok(Arc::new(
+            LlmProposer::new(&config.llm).map_err(|e| UsageError(format!("{e:#}")))?,
+        )),
     }
+}
+
+/// The proposer that takes over when the LLM stays unreachable, if the config asks for one.
+fn fallback(config: &CampaignConfig) -> Option<Arc<dyn Proposer>> {
+    (config.proposer.kind == ProposerChoice::Llm
+        && config.llm.on_unreachable == OnUnreachable::Mutation)
+        .then(|| {
+            Arc::new(MutationProposer {
+                max_edits: config.proposer.max_edits,
+            }) as Arc<dyn Proposer>
+        })
 }
 
 /// Sends the campaign's tracing log to `campaign.log` in the archive directory.
@@ -134,14 +153,34 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn run(args: RunArgs, archive: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = resolve(&args, archive)?;
     let proposer = proposer(&config)?;
+    let fallback = fallback(&config);
     start_log(&config.archive)?;
     let dir = config.archive.clone();
-    let campaign = Campaign::prepare(
+    let mut campaign = Campaign::prepare(
         config,
         proposer,
         crate::eval_cmd::worker_command()?,
         trace_child()?,
     )?;
+    campaign.fallback = fallback;
+    if campaign.config.proposer.kind == ProposerChoice::Llm {
+        let l = &campaign.config.llm;
+        eprintln!(
+            "llm proposer: {} at {} (key from ${}{})",
+            l.model_choices()
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            l.base_url.as_deref().unwrap_or(""),
+            l.api_key_env,
+            if crate::llm::api_key(l).is_some() {
+                ""
+            } else {
+                ": not set, none sent"
+            }
+        );
+    }
     eprintln!(
         "campaign {:?} on {} · archive {} · {} workers · log {}",
         campaign.config.name,
