@@ -676,12 +676,56 @@ mod tests {
                 "`evaluation.promote_fraction` must be between 0 and 1",
             ),
             ("name = \"x\"\n[task\n", "TOML parse error"),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[proposer]\nkind = \"llm\"\n[llm]\nbase_url = \"http://h/v1\"\n",
+                "`llm.model` is required",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[llm]\nmodel = \"a\"\n[[llm.models]]\nname = \"b\"\n",
+                "`llm.models` cannot be given together with `llm.model`",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[[llm.models]]\nname = \"b\"\nweight = 0\n",
+                "gives b a weight that is not a positive number",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[llm.prices]\nm = { prompt = -1.0, completion = 1.0 }\n",
+                "gives m a price that is not a non-negative number",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[llm]\ntimeout_seconds = 0\n",
+                "`llm.timeout_seconds` must be a positive number of seconds",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[llm]\non_unreachable = \"retry\"\n",
+                "unknown variant `retry`",
+            ),
         ];
         for (text, expected) in cases {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(expected), "{text:?}: {err}");
             assert!(err.starts_with("c.toml"), "{err}");
         }
+    }
+
+    #[test]
+    fn several_models_with_weights_and_prices() {
+        let c = parse(
+            "name = \"x\"\n[task]\nname = \"mqar\"\n[proposer]\nkind = \"llm\"\n[llm]\nbase_url = \"https://api.example.com/v1\"\n[llm.prices]\ncheap = { prompt = 0.1, completion = 0.4 }\n[[llm.models]]\nname = \"cheap\"\nweight = 3\n[[llm.models]]\nname = \"strong\"\n",
+        )
+        .unwrap();
+        let m = c.llm.model_choices();
+        assert_eq!((m[0].name.as_str(), m[0].weight), ("cheap", 3.0));
+        assert_eq!((m[1].name.as_str(), m[1].weight), ("strong", 1.0));
+        assert_eq!(c.llm.prices["cheap"].completion, 0.4);
+        // `--llm-model` replaces the list.
+        let mut c = c;
+        c.apply(&Overrides {
+            llm_model: Some("other".into()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(c.llm.model_choices().len(), 1);
     }
 
     #[test]

@@ -239,6 +239,27 @@ pub fn show(c: &Candidate, s: &Summary, evaluations: &[Evaluation], children: &[
             c.tokens.prompt, c.tokens.completion, c.cost_usd
         );
     }
+    if !c.calls.is_empty() {
+        let _ = writeln!(out, "  LLM calls    (prompts and answers: show --json)");
+        for (i, call) in c.calls.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "    {}. {:<8} {} · {} · {} + {} tokens · ${:.4} · {:.1} s → {}",
+                i + 1,
+                call.purpose,
+                call.model,
+                call.mode,
+                call.tokens.prompt,
+                call.tokens.completion,
+                call.cost_usd,
+                call.seconds,
+                call.outcome
+            );
+            for a in &call.attempts {
+                let _ = writeln!(out, "         retried: {a}");
+            }
+        }
+    }
     if !s.metrics.is_empty() {
         let _ = writeln!(out, "  metrics");
         for (k, v) in &s.metrics {

@@ -339,6 +339,17 @@ async fn code_that_does_not_trace_goes_back_with_its_diagnostics_and_is_repaired
     assert_eq!(calls[1]["outcome"], "traced");
     assert_eq!(cand["tokens"], json!({"prompt": 200, "completion": 100}));
     assert_eq!(r.outcome(&cand["id"]).0, "ok");
+    let show = c.autoarch(&["--archive", "autoarch-archive", "show", "1"]);
+    ok(&show);
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        text.contains("1. propose  mock-model · json_schema · 100 + 50 tokens"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2. repair   mock-model") && text.contains("→ traced"),
+        "{text}"
+    );
     let repair = user_prompt(&bodies(&server.received_requests().await.unwrap())[1]);
     assert!(repair.contains("repair round 1 of 3"), "{repair}");
     assert!(

@@ -504,3 +504,43 @@ impl Proposer for LlmProposer {
         Ok(Some(Analysis { insight, call }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_are_asked_in_proportion_to_their_weights_and_priced_per_million_tokens() {
+        let mut config = LlmConfig {
+            base_url: Some("http://127.0.0.1:9/v1".into()),
+            models: vec![
+                ModelChoice {
+                    name: "cheap".into(),
+                    weight: 3.0,
+                },
+                ModelChoice {
+                    name: "strong".into(),
+                    weight: 1.0,
+                },
+            ],
+            ..LlmConfig::default()
+        };
+        config.prices.insert(
+            "strong".into(),
+            Price {
+                prompt: 2.0,
+                completion: 8.0,
+            },
+        );
+        let p = LlmProposer::new(&config).unwrap();
+        let cheap = (0..4000u64).filter(|s| p.pick_model(*s) == "cheap").count();
+        assert!((2800..3200).contains(&cheap), "{cheap} of 4000");
+        assert_eq!(p.pick_model(17), p.pick_model(17), "reproducible");
+        let t = Tokens {
+            prompt: 1_000_000,
+            completion: 500_000,
+        };
+        assert!((p.cost("strong", t) - 6.0).abs() < 1e-12);
+        assert_eq!(p.cost("cheap", t), 0.0);
+    }
+}
