@@ -94,31 +94,12 @@ impl Checker for IsolatedChecker {
     }
 }
 
-/// One line on a training curve: where the loss began and ended, and its best.
-pub fn curve_summary(evaluations: &[autoarch_archive::Evaluation]) -> String {
-    let Some(e) = evaluations
+/// The short-budget training curve in words, for prompts ("" before it is trained).
+fn short_curve(evaluations: &[autoarch_archive::Evaluation]) -> String {
+    evaluations
         .iter()
         .find(|e| e.fidelity == 0 && !e.curve.is_empty())
-    else {
-        return String::new();
-    };
-    let (first, last) = (e.curve[0], e.curve[e.curve.len() - 1]);
-    let best = e
-        .curve
-        .iter()
-        .copied()
-        .filter(|(_, l)| l.is_finite())
-        .min_by(|a, b| a.1.total_cmp(&b.1));
-    let mut s = format!(
-        "loss {:.3} at step {} → {:.3} at step {}",
-        first.1, first.0, last.1, last.0
-    );
-    if let Some((step, loss)) = best {
-        if step != last.0 {
-            s.push_str(&format!(" (lowest {loss:.3} at step {step})"));
-        }
-    }
-    s
+        .map_or_else(String::new, |e| crate::review::curve_line(&e.curve))
 }
 
 /// Why a run ended.
@@ -588,7 +569,7 @@ impl Campaign {
                 .candidate(id)?
                 .with_context(|| format!("candidate {id} vanished"))?,
             summary: self.archive.summary(id)?,
-            curve: curve_summary(&self.archive.evaluations(id)?),
+            curve: short_curve(&self.archive.evaluations(id)?),
         })
     }
 
@@ -710,11 +691,12 @@ impl Campaign {
                 inspirations.push(self.shown(id)?);
             }
         }
+        let config = self.trace_config();
         Ok(Some(ProposalContext {
             task: self.task.clone(),
-            limits: self.trace_config().limits,
+            limits: config.limits.clone(),
             checker: Arc::new(IsolatedChecker {
-                config: self.trace_config(),
+                config,
                 child: self.trace_child.clone(),
             }),
             parent: self.shown(parent)?,
@@ -807,26 +789,20 @@ impl Campaign {
         };
         let invalid = match outcome {
             None => Err(failure.clone().unwrap_or_else(|| "no code".into())),
-            Some(TraceOutcome::Invalid { diagnostics }) => {
-                let rendered = render_all(&diagnostics, "model.star");
-                Err(match &failure {
-                    Some(f) if f.starts_with("it does not trace") => {
-                        let head = f.lines().next().unwrap_or(f);
-                        format!(
-                            "the code does not trace{}\n{rendered}",
-                            head.trim_start_matches("it does not trace")
-                        )
-                    }
-                    _ => format!("the code does not trace\n{rendered}"),
-                })
-            }
+            // The proposer's account (with its repair rounds) when it has one.
+            Some(TraceOutcome::Invalid { diagnostics }) => Err(failure.unwrap_or_else(|| {
+                format!(
+                    "the code does not trace\n{}",
+                    render_all(&diagnostics, "model.star")
+                )
+            })),
             Some(TraceOutcome::Ok(t)) => Ok(t),
         };
         match invalid {
             Err(reason) => {
                 counters.untraced += 1;
                 let id = self.archive.insert_candidate(new)?;
-                let rendered = reason.clone();
+                tracing::info!(candidate = id, "proposal does not trace: {reason}");
                 self.archive.record_evaluation(NewEvaluation {
                     candidate: id,
                     fidelity: 0,
@@ -837,7 +813,6 @@ impl Campaign {
                     curve: vec![],
                     timings: BTreeMap::new(),
                 })?;
-                tracing::info!(candidate = id, "proposal does not trace: {rendered}");
                 Ok((id, None, "did not trace"))
             }
             Ok(t) => {

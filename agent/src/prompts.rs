@@ -107,7 +107,7 @@ pub struct RepairVars<'a> {
     pub mode: &'a str,
     pub name: String,
     pub code: String,
-    /// One line: what is wrong ("it does not trace", "its edits do not apply", ...).
+    /// One line: what is wrong ("the code does not trace", "its edits do not apply", ...).
     pub problem: String,
     pub diagnostics: String,
     pub round: u32,

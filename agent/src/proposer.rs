@@ -11,7 +11,7 @@ use autoarch_sandbox::{Limits, TaskShape};
 pub struct Shown {
     pub candidate: Candidate,
     pub summary: Summary,
-    /// The short-budget training curve, as a one-line summary ("loss 4.16 → 0.52 over 120 steps").
+    /// The short-budget training curve in words (`review::curve_line`), empty before training.
     pub curve: String,
 }
 

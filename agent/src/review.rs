@@ -156,11 +156,7 @@ pub fn curve_summary(curve: &[(u64, f64)]) -> String {
         .map(|p| p.1)
         .filter(|v| v.is_finite())
         .collect();
-    let (min, max) = values
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(*v), hi.max(*v))
-        });
+    let (min, max) = min_max(&values);
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let spark: String = values
         .iter()
@@ -173,9 +169,31 @@ pub fn curve_summary(curve: &[(u64, f64)]) -> String {
             BARS[((t * 7.0).round() as usize).min(7)]
         })
         .collect();
+    format!("{}  {spark}", curve_line(curve))
+}
+
+fn min_max(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        })
+}
+
+/// A training curve in words (no sparkline), as prompts show it.
+pub fn curve_line(curve: &[(u64, f64)]) -> String {
+    if curve.is_empty() {
+        return "no curve".to_string();
+    }
+    let values: Vec<f64> = curve
+        .iter()
+        .map(|p| p.1)
+        .filter(|v| v.is_finite())
+        .collect();
+    let (min, _) = min_max(&values);
     let (first, last) = (curve[0], curve[curve.len() - 1]);
     format!(
-        "{} points, steps {}..{}: loss {:.4} -> {:.4} (min {:.4})  {spark}",
+        "{} points, steps {}..{}: loss {:.4} -> {:.4} (min {:.4})",
         curve.len(),
         first.0,
         last.0,

@@ -357,12 +357,12 @@ impl LlmClient {
             };
             match failure {
                 Failure::Downgrade(what) => {
-                    let next = Mode::CHAIN
-                        [(Mode::CHAIN.iter().position(|m| *m == mode).unwrap_or(0) + 1).min(2)];
+                    let at = Mode::CHAIN.iter().position(|m| *m == mode).unwrap_or(0);
+                    let next = Mode::CHAIN[(at + 1).min(2)];
                     // Only move the shared mode on if no other call did already.
                     let _ = self.mode.compare_exchange(
-                        Mode::CHAIN.iter().position(|m| *m == mode).unwrap_or(0),
-                        Mode::CHAIN.iter().position(|m| *m == next).unwrap_or(2),
+                        at,
+                        (at + 1).min(2),
                         Ordering::SeqCst,
                         Ordering::SeqCst,
                     );

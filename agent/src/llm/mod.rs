@@ -292,6 +292,9 @@ impl Proposer for LlmProposer {
         let mut base = parent.code.clone();
         let mut code = String::new();
         let mut failure: Option<String> = None;
+        // Whether the last answer gave code that only failed to trace (kept as written: the
+        // loop traces it again and stores its diagnostics), rather than no usable code.
+        let mut keep_code = false;
 
         for round in 0..=self.repair_rounds {
             let mode = self.client.mode();
@@ -354,6 +357,7 @@ impl Proposer for LlmProposer {
                 Err(CallError::Rejected(why, _)) => {
                     calls.push(call);
                     failure = Some(format!("the LLM call was rejected\n{why}"));
+                    keep_code = false;
                     break;
                 }
                 Err(e) => {
@@ -364,6 +368,7 @@ impl Proposer for LlmProposer {
                         return Err(ProposeError::Unavailable(e.to_string()));
                     }
                     failure = Some(format!("the repair call failed\n{e}"));
+                    keep_code = false;
                     break;
                 }
             };
@@ -389,6 +394,7 @@ impl Proposer for LlmProposer {
                         + ": "
                         + why.lines().skip(1).collect::<Vec<_>>().join(" ").as_str();
                     failure = Some(why);
+                    keep_code = false;
                 }
                 Ok(c) => {
                     code = c.clone();
@@ -403,7 +409,8 @@ impl Proposer for LlmProposer {
                                 "does not trace: {}",
                                 diagnostics.lines().next().unwrap_or("")
                             );
-                            failure = Some(format!("it does not trace\n{diagnostics}"));
+                            failure = Some(format!("the code does not trace\n{diagnostics}"));
+                            keep_code = true;
                         }
                     }
                 }
@@ -437,16 +444,10 @@ impl Proposer for LlmProposer {
         Ok(Proposal {
             name: name_of(&name, &parent.name),
             motivation,
-            // What does not trace is kept as written; the loop traces it again and stores why.
-            code: if failure
-                .as_deref()
-                .is_some_and(|f| f.starts_with("it does not trace"))
-            {
+            code: if failure.is_none() || keep_code {
                 code
-            } else if failure.is_some() {
-                String::new()
             } else {
-                code
+                String::new()
             },
             parents: vec![parent.id],
             model: Some(model),
