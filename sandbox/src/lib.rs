@@ -24,16 +24,16 @@ pub mod graph;
 pub mod isolate;
 pub mod ops;
 pub mod outline;
+pub mod param;
 pub mod printer;
 pub mod shape;
 pub mod task;
 pub mod tracer;
 
 pub use diagnostic::{render_all, Diagnostic};
-pub use graph::{
-    ArchGraph, Fingerprint, Init, Node, NodeId, ParamId, ParamRole, ParamSpec, Span, Stats,
-};
+pub use graph::{ArchGraph, Fingerprint, Node, NodeId, ParamId, Span, Stats};
 pub use ops::{reference_brief, reference_markdown, Op, OpSpec, REGISTRY};
+pub use param::{Init, ParamRole, ParamSpec};
 pub use shape::{DType, Dim, Shape};
 pub use task::TaskShape;
 pub use tracer::{trace, Limits, TraceConfig, TraceOutcome, Traced};

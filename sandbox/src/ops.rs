@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::graph::{Init, ParamRole, ParamSpec};
+use crate::param::{Init, ParamRole, ParamSpec};
 use crate::shape::{broadcast, DType, Dim, Shape};
 
 /// A primitive graph op with its attributes. Composite functions (`einsum`, `outer`, `flatten`,

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use crate::graph::{ArchGraph, Init, Node, NodeId};
+use crate::graph::{ArchGraph, Node, NodeId};
 use crate::ops::{Op, MASKED};
+use crate::param::Init;
 use crate::shape::Shape;
 
 /// A float literal that both Starlark and Python read back as the same f64.

@@ -22,8 +22,9 @@ use starlark::values::{
 use starlark::{starlark_module, starlark_simple_value};
 
 use crate::diagnostic::{missing_syntax, Diagnostic};
-use crate::graph::{ArchGraph, Fingerprint, Node, NodeId, ParamId, ParamSpec, Span, Stats};
+use crate::graph::{ArchGraph, Fingerprint, Node, NodeId, ParamId, Span, Stats};
 use crate::ops::Op;
+use crate::param::ParamSpec;
 use crate::shape::{DType, Dim, Shape};
 use crate::task::TaskShape;
 
@@ -696,13 +697,13 @@ mod builtins {
                 .map(|&d| size("param", "every dim", d))
                 .collect::<anyhow::Result<Vec<u64>>>()?;
             let init = match init {
-                "normal" => crate::graph::Init::Normal { std: std.0 },
-                "uniform" => crate::graph::Init::Uniform {
+                "normal" => crate::param::Init::Normal { std: std.0 },
+                "uniform" => crate::param::Init::Uniform {
                     low: -std.0,
                     high: std.0,
                 },
-                "zeros" => crate::graph::Init::Zeros,
-                "ones" => crate::graph::Init::Ones,
+                "zeros" => crate::param::Init::Zeros,
+                "ones" => crate::param::Init::Ones,
                 other => anyhow::bail!(
                     "param: init must be \"normal\", \"uniform\", \"zeros\" or \"ones\", got {other:?}"
                 ),
@@ -710,7 +711,7 @@ mod builtins {
             let spec = ParamSpec {
                 shape: dims,
                 init,
-                role: crate::graph::ParamRole::Weight,
+                role: crate::param::ParamRole::Weight,
             };
             let span = span_of(eval);
             with_builder(|b| b.raw_param(spec, name, span)).map_err(|e| anyhow::anyhow!(e))
