@@ -8,6 +8,8 @@ use autoarch_evaluator::task::TASK_NAMES;
 use autoarch_evaluator::TaskConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::seeds::SeedSpec;
+
 /// The embedded default campaign, and the commented example `autoarch init` writes: a small
 /// `mqar` searched by the mutation proposer from the seed library, offline, within minutes on
 /// two CPU cores.
@@ -41,7 +43,7 @@ pub struct CampaignConfig {
     /// Seed designs: `"library"` (every library seed for the task), `"library:NAME"` (one, by
     /// file stem), or paths to `.star` files (relative to the config file).
     #[serde(default = "default_seeds")]
-    pub seeds: Vec<String>,
+    pub seeds: Vec<SeedSpec>,
     pub task: TaskConfig,
     #[serde(default)]
     pub proposer: ProposerConfig,
@@ -53,14 +55,16 @@ pub struct CampaignConfig {
     pub evaluation: EvaluationConfig,
     #[serde(default)]
     pub selection: SelectionConfig,
+    #[serde(default)]
+    pub search: SearchConfig,
 }
 
 fn default_archive() -> PathBuf {
     PathBuf::from("autoarch-archive")
 }
 
-fn default_seeds() -> Vec<String> {
-    vec!["library".to_string()]
+fn default_seeds() -> Vec<SeedSpec> {
+    vec![SeedSpec::Library]
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -262,7 +266,69 @@ impl Default for EvaluationConfig {
     }
 }
 
-/// How parents and inspirations are chosen.
+/// The search strategy: who becomes a parent, what inspirations are shown, who is promoted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyChoice {
+    /// MAP-Elites cells, islands and tournaments; asynchronous successive halving (`[selection]`).
+    Autoarch,
+    /// Regularized (aging) evolution, Real et al. 2019 (`[search.evolution]`).
+    Evolution,
+    /// Random search: a random seed with random edits; never looks at a score.
+    Random,
+}
+
+impl StrategyChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyChoice::Autoarch => "autoarch",
+            StrategyChoice::Evolution => "evolution",
+            StrategyChoice::Random => "random",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    pub strategy: StrategyChoice,
+    pub evolution: EvolutionConfig,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            strategy: StrategyChoice::Autoarch,
+            evolution: EvolutionConfig::default(),
+        }
+    }
+}
+
+/// Regularized evolution's settings. Real et al. 2019 tuned P = 100, S = 25 for 20,000 models;
+/// the defaults keep that 4:1 ratio at a size a campaign of tens to hundreds of candidates
+/// fills, so that members do age out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvolutionConfig {
+    /// P: the members kept; when a child joins a full population, the oldest leaves.
+    pub population: usize,
+    /// S: members sampled (uniformly, without replacement) per proposal; the best is the parent.
+    pub sample: usize,
+    /// Re-train the best with the longer budget as `[evaluation]` `promote_*` say.
+    pub promote: bool,
+}
+
+impl Default for EvolutionConfig {
+    fn default() -> Self {
+        EvolutionConfig {
+            population: 20,
+            sample: 5,
+            promote: false,
+        }
+    }
+}
+
+/// How the `autoarch` strategy chooses parents and inspirations.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SelectionConfig {
@@ -289,6 +355,27 @@ impl Default for SelectionConfig {
     }
 }
 
+/// A path from a config file, relative to the file's directory `base`.
+fn rebase(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() || base == Path::new(".") || base.as_os_str().is_empty() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// A key at fault and why, or fine.
+type Checked = Result<(), (String, String)>;
+
+fn bad(key: &str, reason: &str) -> Checked {
+    Err((key.to_string(), reason.to_string()))
+}
+
+/// An optional number that, when given, is positive and finite.
+fn positive(v: Option<f64>) -> bool {
+    v.is_none_or(|v| v.is_finite() && v > 0.0)
+}
+
 /// Command-line settings that override the file.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -296,6 +383,7 @@ pub struct Overrides {
     pub task: Option<String>,
     pub data: Option<PathBuf>,
     pub proposer: Option<ProposerChoice>,
+    pub search: Option<StrategyChoice>,
     pub llm_base_url: Option<String>,
     pub llm_model: Option<String>,
     pub max_candidates: Option<u64>,
@@ -335,27 +423,10 @@ impl CampaignConfig {
                 file: file.to_string(),
                 message: e.to_string().trim_end().to_string(),
             })?;
-        let rebase = |p: &Path| {
-            if p.is_absolute() || base == Path::new(".") || base.as_os_str().is_empty() {
-                p.to_path_buf()
-            } else {
-                base.join(p)
-            }
-        };
-        config.archive = rebase(&config.archive);
-        config.task.data = config.task.data.as_deref().map(rebase);
-        config.llm.prompts = config.llm.prompts.as_deref().map(rebase);
-        config.seeds = config
-            .seeds
-            .iter()
-            .map(|s| {
-                if s.starts_with("library") {
-                    s.clone()
-                } else {
-                    rebase(Path::new(s)).display().to_string()
-                }
-            })
-            .collect();
+        config.archive = rebase(base, &config.archive);
+        config.task.data = config.task.data.map(|p| rebase(base, &p));
+        config.llm.prompts = config.llm.prompts.map(|p| rebase(base, &p));
+        config.seeds = config.seeds.into_iter().map(|s| s.rebased(base)).collect();
         config.validate(file)?;
         Ok(config)
     }
@@ -377,6 +448,9 @@ impl CampaignConfig {
         if let Some(p) = o.proposer {
             self.proposer.kind = p;
         }
+        if let Some(s) = o.search {
+            self.search.strategy = s;
+        }
         if let Some(u) = &o.llm_base_url {
             self.llm.base_url = Some(u.clone());
         }
@@ -394,7 +468,16 @@ impl CampaignConfig {
             self.evaluation.workers = w;
         }
         if !o.seeds.is_empty() {
-            self.seeds = o.seeds.clone();
+            self.seeds = o
+                .seeds
+                .iter()
+                .map(|s| SeedSpec::parse(s))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ConfigError::Invalid {
+                    file: "the command line".into(),
+                    key: "--seed".into(),
+                    reason: e.to_string(),
+                })?;
         }
         if let Some(steps) = o.steps {
             self.evaluation.steps = Some(steps);
@@ -404,14 +487,19 @@ impl CampaignConfig {
     }
 
     fn validate(&self, file: &str) -> Result<(), ConfigError> {
-        let bad = |key: &str, reason: &str| {
-            Err(ConfigError::Invalid {
+        self.check_basics()
+            .and_then(|_| self.check_llm())
+            .and_then(|_| self.check_budget())
+            .and_then(|_| self.check_search())
+            .map_err(|(key, reason)| ConfigError::Invalid {
                 file: file.to_string(),
-                key: key.to_string(),
-                reason: reason.to_string(),
+                key,
+                reason,
             })
-        };
-        let positive = |v: Option<f64>| v.is_none_or(|v| v.is_finite() && v > 0.0);
+    }
+
+    /// The name, the task and the seeds.
+    fn check_basics(&self) -> Checked {
         if self.name.trim().is_empty() {
             return bad("name", "must not be empty");
         }
@@ -427,16 +515,11 @@ impl CampaignConfig {
                 "must name at least one design (\"library\" for the seed library)",
             );
         }
-        for s in &self.seeds {
-            if let Some(rest) = s.strip_prefix("library") {
-                if !(rest.is_empty() || rest.starts_with(':')) {
-                    return bad(
-                        "seeds",
-                        &format!("has {s:?}: write \"library\" or \"library:NAME\""),
-                    );
-                }
-            }
-        }
+        Ok(())
+    }
+
+    /// The LLM settings and the proposer.
+    fn check_llm(&self) -> Checked {
         if self.proposer.kind == ProposerChoice::Llm {
             if self.llm.base_url.is_none() {
                 return bad("llm.base_url", "is required by the llm proposer");
@@ -501,6 +584,11 @@ impl CampaignConfig {
         if !(1..=3).contains(&self.proposer.max_edits) {
             return bad("proposer.max_edits", "must be 1, 2 or 3");
         }
+        Ok(())
+    }
+
+    /// The budgets and the evaluation settings.
+    fn check_budget(&self) -> Checked {
         let b = &self.budget;
         if b.max_candidates == Some(0) {
             return bad("budget.max_candidates", "must be at least 1");
@@ -554,6 +642,11 @@ impl CampaignConfig {
         if e.promote_seeds > 16 {
             return bad("evaluation.promote_seeds", "must be at most 16");
         }
+        Ok(())
+    }
+
+    /// The search strategies' settings.
+    fn check_search(&self) -> Checked {
         let s = &self.selection;
         if s.islands == 0 {
             return bad("selection.islands", "must be at least 1");
@@ -574,6 +667,16 @@ impl CampaignConfig {
         }
         if s.tournament == 0 {
             return bad("selection.tournament", "must be at least 1");
+        }
+        let ev = &self.search.evolution;
+        if ev.population < 2 {
+            return bad("search.evolution.population", "must be at least 2");
+        }
+        if !(1..=ev.population).contains(&ev.sample) {
+            return bad(
+                "search.evolution.sample",
+                "must be between 1 and `search.evolution.population`",
+            );
         }
         Ok(())
     }
@@ -630,7 +733,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.archive, Path::new("dir/autoarch-archive"));
-        assert_eq!(c.seeds, vec!["dir/a.star", "library:mlp_only"]);
+        assert_eq!(
+            c.seeds,
+            vec![
+                SeedSpec::File("dir/a.star".into()),
+                SeedSpec::Named("mlp_only".into())
+            ]
+        );
         assert_eq!(c.task.data.as_deref(), Some(Path::new("dir/d.csv")));
         assert_eq!(c.evaluation, EvaluationConfig::default());
     }
@@ -699,6 +808,22 @@ mod tests {
             (
                 "name = \"x\"\n[task]\nname = \"mqar\"\n[llm]\non_unreachable = \"retry\"\n",
                 "unknown variant `retry`",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[search]\nstrategy = \"annealing\"\n",
+                "unknown variant `annealing`",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[search.evolution]\npopulation = 10\nsample = 11\n",
+                "`search.evolution.sample` must be between 1 and",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[search.evolution]\ntournament = 3\n",
+                "unknown field `tournament`",
+            ),
+            (
+                "name = \"x\"\nseeds = [\"libraryx\"]\n[task]\nname = \"mqar\"\n",
+                "write \"library\" or \"library:NAME\"",
             ),
         ];
         for (text, expected) in cases {

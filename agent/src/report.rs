@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use autoarch_archive::{Archive, Listed, Outcome, ProposerKind, Status};
+use autoarch_archive::{Archive, Campaign, Listed, Outcome, ProposerKind, Status};
 
-use crate::campaign::{State, RANDOM_TAG};
-use crate::format::grouped;
+use crate::campaign::ranking::{is_random, ranking};
+use crate::campaign::{Result, State};
+use crate::text::grouped;
 
 fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len().max(1) as f64;
@@ -27,162 +28,153 @@ fn short_score(archive: &Archive, id: u64) -> Option<f64> {
         .find_map(|e| e.metrics.get("score").copied())
 }
 
-pub fn is_random(l: &Listed) -> bool {
-    l.candidate.tags.iter().any(|t| t == RANDOM_TAG)
+fn is_proposal(l: &Listed) -> bool {
+    matches!(
+        l.candidate.proposer,
+        ProposerKind::Mutation | ProposerKind::Llm
+    )
 }
 
-/// The campaign's successful candidates, best first: promoted results (longer, several seeds)
-/// before short-budget ones, then by score; ties (a saturated task) go to the lower validation
-/// loss, then to fewer parameters. The random baseline is left out.
-/// The ranking order of two successful candidates (`Less`: `a` ranks first).
-pub fn order(a: &Listed, b: &Listed) -> std::cmp::Ordering {
-    let key =
-        |l: &Listed, m: &str, missing: f64| l.summary.metrics.get(m).copied().unwrap_or(missing);
-    b.summary
-        .fidelity
-        .cmp(&a.summary.fidelity)
-        .then(key(b, "score", f64::NEG_INFINITY).total_cmp(&key(a, "score", f64::NEG_INFINITY)))
-        .then(key(a, "val_loss", f64::INFINITY).total_cmp(&key(b, "val_loss", f64::INFINITY)))
-        .then(a.candidate.stats.params.cmp(&b.candidate.stats.params))
-        .then(a.candidate.id.cmp(&b.candidate.id))
-}
-
-pub fn ranking(listed: &[Listed]) -> Vec<&Listed> {
-    let mut ok: Vec<&Listed> = listed
-        .iter()
-        .filter(|l| !is_random(l))
-        .filter(|l| l.summary.status == Status::Ok && l.summary.score().is_some())
-        .collect();
-    ok.sort_by(|a, b| order(a, b));
-    ok
-}
-
-pub fn render(archive: &Archive) -> anyhow::Result<String> {
-    let mut out = String::new();
+/// The whole report.
+pub fn render(archive: &Archive) -> Result<String> {
     let listed = archive.list()?;
     let campaign = archive.campaigns()?.into_iter().next();
-    let state: State = campaign
-        .as_ref()
-        .and_then(|c| serde_json::from_value(c.state.clone()).ok())
-        .unwrap_or_default();
-    let name = campaign
-        .as_ref()
-        .map_or("(no campaign record)".to_string(), |c| c.name.clone());
+    let dir = "the archive";
+    let state = match &campaign {
+        Some(c) => State::decode(c, dir)?,
+        None => State::default(),
+    };
+    let own: Vec<&Listed> = listed.iter().filter(|l| !is_random(l)).collect();
+    let mut out = header(campaign.as_ref(), &state, &listed);
+    out.push_str(&counts(&own));
+    out.push_str(&llm_section(archive, &own)?);
+    let ok = ranking(&listed);
+    out.push_str("\n## Best candidates\n\n");
+    if ok.is_empty() {
+        out.push_str("No candidate has been evaluated successfully yet.\n");
+        return Ok(out);
+    }
+    out.push_str(&best_table(&ok));
+    out.push_str(&baselines(archive, ok[0], &own, &listed));
+    out.push_str(&best_in_full(archive, ok[0])?);
+    Ok(out)
+}
+
+/// The title, the campaign's settings and its time.
+fn header(campaign: Option<&Campaign>, state: &State, listed: &[Listed]) -> String {
+    let mut out = String::new();
+    let name = campaign.map_or("(no campaign record)".to_string(), |c| c.name.clone());
     let task = listed
         .first()
         .map(|l| l.candidate.task.clone())
         .unwrap_or_default();
-    writeln!(out, "# Campaign `{name}` on `{task}`\n")?;
-    if let Some(c) = &campaign {
-        let get = |path: &[&str]| {
-            let mut v = &c.config;
-            for p in path {
-                v = v.get(p)?;
-            }
-            Some(v.to_string())
+    let _ = writeln!(out, "# Campaign `{name}` on `{task}`\n");
+    let Some(c) = campaign else {
+        return out;
+    };
+    let get = |path: &[&str]| {
+        let mut v = &c.config;
+        for p in path {
+            v = v.get(p)?;
+        }
+        Some(v.to_string())
+    };
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let _ = writeln!(out, "- task options: {}", or_dash(get(&["task"])));
+    let strategy = get(&["search", "strategy"]).unwrap_or_else(|| "\"autoarch\"".into());
+    let strategy = strategy.trim_matches('"');
+    let fraction = get(&["evaluation", "promote_fraction"])
+        .and_then(|f| f.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let promotes = fraction > 0.0
+        && match strategy {
+            "random" => false,
+            "evolution" => get(&["search", "evolution", "promote"]).as_deref() == Some("true"),
+            _ => true,
         };
-        writeln!(
-            out,
-            "- task options: {}",
-            get(&["task"]).unwrap_or_else(|| "-".into())
-        )?;
-        writeln!(
-            out,
-            "- proposer: {}; short budget: {} steps / {} s; promoted: {} runs at {}× the budget",
-            get(&["proposer", "kind"])
-                .unwrap_or_default()
-                .trim_matches('"'),
-            get(&["evaluation", "steps"]).unwrap_or_else(|| "-".into()),
-            get(&["evaluation", "seconds"]).unwrap_or_else(|| "-".into()),
+    let promotion = if promotes {
+        format!(
+            "the best {:.0}% promoted to {} runs at {}× the budget",
+            100.0 * fraction,
             get(&["evaluation", "promote_seeds"])
                 .and_then(|s| s.parse::<u64>().ok())
                 .map_or("-".into(), |s| (s + 1).to_string()),
-            get(&["evaluation", "promote_factor"]).unwrap_or_else(|| "-".into()),
-        )?;
-        let m = (state.elapsed_seconds / 60.0).floor();
-        writeln!(
-            out,
-            "- wall time: {m:.0} min {:.0} s in all; worker utilisation {:.0}%; last run {}",
-            state.elapsed_seconds - 60.0 * m,
-            if state.capacity_seconds > 0.0 {
-                100.0 * state.busy_seconds / state.capacity_seconds
-            } else {
-                0.0
-            },
-            state.stopped.as_deref().unwrap_or("-")
-        )?;
-    }
+            or_dash(get(&["evaluation", "promote_factor"])),
+        )
+    } else {
+        "no promotion".to_string()
+    };
+    let _ = writeln!(
+        out,
+        "- search: {strategy}; proposer: {}; short budget: {} steps / {} s; {promotion}",
+        get(&["proposer", "kind"])
+            .unwrap_or_default()
+            .trim_matches('"'),
+        or_dash(get(&["evaluation", "steps"])),
+        or_dash(get(&["evaluation", "seconds"])),
+    );
+    let m = (state.elapsed_seconds / 60.0).floor();
+    let _ = writeln!(
+        out,
+        "- wall time: {m:.0} min {:.0} s in all; worker utilisation {:.0}%; last run {}",
+        state.elapsed_seconds - 60.0 * m,
+        100.0 * state.utilisation(),
+        state.stopped.as_deref().unwrap_or("-")
+    );
+    out
+}
 
-    // Counts.
-    let own: Vec<&Listed> = listed.iter().filter(|l| !is_random(l)).collect();
+/// Candidates by status and failure outcome; the share of proposals that traced.
+fn counts(own: &[&Listed]) -> String {
+    let mut out = String::new();
     let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
     let mut by_outcome: BTreeMap<&str, usize> = BTreeMap::new();
-    for l in &own {
+    for l in own {
         *by_status.entry(l.summary.status.as_str()).or_default() += 1;
-        if l.summary.status == Status::Failed {
-            if let Some(o) = l.summary.last_outcome {
-                *by_outcome.entry(o.as_str()).or_default() += 1;
-            }
+        if let (Status::Failed, Some(o)) = (l.summary.status, l.summary.last_outcome) {
+            *by_outcome.entry(o.as_str()).or_default() += 1;
         }
     }
+    let listing = |m: &BTreeMap<&str, usize>| {
+        m.iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let seeds = own
         .iter()
         .filter(|l| l.candidate.proposer == ProposerKind::Seed)
         .count();
-    let proposed: Vec<&&Listed> = own
-        .iter()
-        .filter(|l| {
-            matches!(
-                l.candidate.proposer,
-                ProposerKind::Mutation | ProposerKind::Llm
-            )
-        })
-        .collect();
+    let proposed: Vec<&&Listed> = own.iter().filter(|l| is_proposal(l)).collect();
     let traced = proposed
         .iter()
         .filter(|l| !l.candidate.fingerprint.is_empty())
         .count();
-    writeln!(
+    let _ = writeln!(
         out,
         "- candidates: {} ({seeds} seeds, {} proposed, {} other); status: {}",
         own.len(),
         proposed.len(),
         own.len() - seeds - proposed.len(),
-        by_status
-            .iter()
-            .map(|(k, v)| format!("{v} {k}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )?;
+        listing(&by_status)
+    );
     if !proposed.is_empty() {
-        writeln!(
+        let _ = writeln!(
             out,
             "- proposals that traced: {traced}/{} ({:.0}%)",
             proposed.len(),
             100.0 * traced as f64 / proposed.len() as f64
-        )?;
+        );
     }
     if !by_outcome.is_empty() {
-        writeln!(
-            out,
-            "- failures: {}",
-            by_outcome
-                .iter()
-                .map(|(k, v)| format!("{v} {k}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )?;
+        let _ = writeln!(out, "- failures: {}", listing(&by_outcome));
     }
+    out
+}
 
-    llm_section(archive, &own, &mut out)?;
-
-    // Best candidates.
-    let ok = ranking(&listed);
-    writeln!(out, "\n## Best candidates\n")?;
-    if ok.is_empty() {
-        writeln!(out, "No candidate has been evaluated successfully yet.")?;
-        return Ok(out);
-    }
+/// The ten best with their metrics.
+fn best_table(ok: &[&Listed]) -> String {
+    let mut out = String::new();
     let metric_names: Vec<String> = ok[0]
         .summary
         .metrics
@@ -190,19 +182,16 @@ pub fn render(archive: &Archive) -> anyhow::Result<String> {
         .filter(|k| *k != "score")
         .cloned()
         .collect();
-    writeln!(
-        out,
-        "Promoted (longer, multi-seed) results first, then by score; ties go to the lower validation loss, then fewer parameters. ± is the spread over seeds.\n"
-    )?;
-    write!(
+    out.push_str(
+        "Promoted (longer, multi-seed) results first, then by score; ties go to the lower validation loss, then fewer parameters. ± is the spread over seeds.\n\n",
+    );
+    let _ = write!(
         out,
         "| # | id | name | score | runs | {} | params | FLOPs | proposer |\n|---|---|---|---|---|",
         metric_names.join(" | ")
-    )?;
-    for _ in &metric_names {
-        write!(out, "---|")?;
-    }
-    writeln!(out, "---|---|---|")?;
+    );
+    out.push_str(&"---|".repeat(metric_names.len()));
+    out.push_str("---|---|---|\n");
     for (rank, l) in ok.iter().take(10).enumerate() {
         let s = &l.summary;
         let runs = if s.fidelity > 0 {
@@ -210,7 +199,7 @@ pub fn render(archive: &Archive) -> anyhow::Result<String> {
         } else {
             "short".to_string()
         };
-        write!(
+        let _ = write!(
             out,
             "| {} | {} | {} | {:.4} ± {:.4} | {runs} |",
             rank + 1,
@@ -218,142 +207,140 @@ pub fn render(archive: &Archive) -> anyhow::Result<String> {
             l.candidate.name.replace('|', "/"),
             s.score().unwrap_or(f64::NAN),
             s.spread.get("score").copied().unwrap_or(0.0)
-        )?;
+        );
         for m in &metric_names {
-            write!(
+            let _ = write!(
                 out,
                 " {:.4} |",
                 s.metrics.get(m).copied().unwrap_or(f64::NAN)
-            )?;
+            );
         }
-        writeln!(
+        let _ = writeln!(
             out,
             " {} | {} | {} |",
             grouped(l.candidate.stats.params),
             grouped(l.candidate.stats.flops),
             l.candidate.proposer.as_str()
-        )?;
+        );
     }
+    out
+}
 
-    // Best versus the best seed, on the same footing (short-budget scores).
-    let best = ok[0];
-    writeln!(out, "\n## Best versus baselines\n")?;
-    writeln!(
-        out,
-        "Compared on the short budget every candidate gets (fidelity 0, seed 0), so the numbers are like for like.\n"
-    )?;
+/// The best versus the best seed, the best proposal, the population and random sampling, all
+/// on the short budget every candidate gets.
+fn baselines(archive: &Archive, best: &Listed, own: &[&Listed], listed: &[Listed]) -> String {
+    let mut out = String::from("\n## Best versus baselines\n\n");
+    out.push_str("Compared on the short budget every candidate gets (fidelity 0, seed 0), so the numbers are like for like.\n\n");
+    let scored = |filter: &dyn Fn(&Listed) -> bool| {
+        own.iter()
+            .filter(|l| filter(l))
+            .filter_map(|l| short_score(archive, l.candidate.id).map(|s| (*l, s)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    };
     let best_short = short_score(archive, best.candidate.id);
-    let seed_best = own
-        .iter()
-        .filter(|l| l.candidate.proposer == ProposerKind::Seed)
-        .filter_map(|l| short_score(archive, l.candidate.id).map(|s| (l, s)))
-        .max_by(|a, b| a.1.total_cmp(&b.1));
+    let seed_best = scored(&|l| l.candidate.proposer == ProposerKind::Seed);
     if let Some(b) = best_short {
-        writeln!(
+        let c = &best.candidate;
+        let _ = writeln!(
             out,
             "- best: #{} {} — short-budget score {b:.4}",
-            best.candidate.id, best.candidate.name
-        )?;
+            c.id, c.name
+        );
         if let Some((l, s)) = seed_best {
-            writeln!(
+            let verdict = match b.total_cmp(&s) {
+                std::cmp::Ordering::Greater => "better",
+                std::cmp::Ordering::Less => "worse",
+                std::cmp::Ordering::Equal => "the same",
+            };
+            let _ = writeln!(
                 out,
-                "- best seed: #{} {} — {s:.4}; the best is {:+.4} ({})",
+                "- best seed: #{} {} — {s:.4}; the best is {:+.4} ({verdict})",
                 l.candidate.id,
                 l.candidate.name,
-                b - s,
-                if b > s {
-                    "better"
-                } else if b < s {
-                    "worse"
-                } else {
-                    "the same"
-                }
-            )?;
+                b - s
+            );
         }
     }
-    let best_proposal = own
-        .iter()
-        .filter(|l| {
-            matches!(
-                l.candidate.proposer,
-                ProposerKind::Mutation | ProposerKind::Llm
-            )
-        })
-        .filter_map(|l| short_score(archive, l.candidate.id).map(|s| (l, s)))
-        .max_by(|a, b| a.1.total_cmp(&b.1));
-    if let (Some((l, s)), Some((_, seed))) = (best_proposal, seed_best) {
-        writeln!(
+    if let (Some((l, s)), Some((_, seed))) = (scored(&is_proposal), seed_best) {
+        let _ = writeln!(
             out,
             "- best proposal (not a seed): #{} {} — {s:.4}; {:+.4} against the best seed",
             l.candidate.id,
             l.candidate.name,
             s - seed
-        )?;
+        );
     }
-    let random: Vec<f64> = listed
-        .iter()
-        .filter(|l| is_random(l))
-        .filter_map(|l| short_score(archive, l.candidate.id))
-        .collect();
     let population: Vec<f64> = own
         .iter()
         .filter_map(|l| short_score(archive, l.candidate.id))
         .collect();
     if !population.is_empty() {
         let (m, sd) = mean_sd(&population);
-        writeln!(
+        let _ = writeln!(
             out,
             "- campaign population: mean {m:.4} ± {sd:.4} over {} candidates",
             population.len()
-        )?;
+        );
     }
-    if random.is_empty() {
-        writeln!(
-            out,
-            "- random sampling: no random-sampled population in this archive; `autoarch report --random-baseline 8` evaluates 8"
-        )?;
-    } else {
-        let (m, sd) = mean_sd(&random);
-        writeln!(
-            out,
-            "- random sampling (same proposer's space, no selection): mean {m:.4} ± {sd:.4} over {} candidates",
-            random.len()
-        )?;
-        if let Some(b) = best_short {
-            if m > 0.0 {
-                writeln!(
-                    out,
-                    "- relative improvement over random sampling, RI = 100·(best − random mean)/random mean = **{:.1}%**",
-                    100.0 * (b - m) / m
-                )?;
-            } else {
-                writeln!(out, "- best minus random mean: **{:+.4}**", b - m)?;
-            }
-        }
-    }
+    let random: Vec<f64> = listed
+        .iter()
+        .filter(|l| is_random(l))
+        .filter_map(|l| short_score(archive, l.candidate.id))
+        .collect();
+    out.push_str(&random_sampling(&random, best_short));
+    out
+}
 
-    // The best candidate in full.
-    writeln!(
+/// The random-sampled population and the relative improvement over it.
+fn random_sampling(random: &[f64], best_short: Option<f64>) -> String {
+    if random.is_empty() {
+        return "- random sampling: no random-sampled population in this archive; `autoarch report --random-baseline 8` evaluates 8\n".into();
+    }
+    let mut out = String::new();
+    let (m, sd) = mean_sd(random);
+    let _ = writeln!(
         out,
-        "\n## Best candidate: #{} {}\n",
-        best.candidate.id, best.candidate.name
-    )?;
-    writeln!(out, "{}\n", best.candidate.motivation)?;
+        "- random sampling (same proposer's space, no selection): mean {m:.4} ± {sd:.4} over {} candidates",
+        random.len()
+    );
+    match best_short {
+        Some(b) if m > 0.0 => {
+            let _ = writeln!(
+                out,
+                "- relative improvement over random sampling, RI = 100·(best − random mean)/random mean = **{:.1}%**",
+                100.0 * (b - m) / m
+            );
+        }
+        Some(b) => {
+            let _ = writeln!(out, "- best minus random mean: **{:+.4}**", b - m);
+        }
+        None => {}
+    }
+    out
+}
+
+/// The best candidate: motivation, ancestors, code.
+fn best_in_full(archive: &Archive, best: &Listed) -> Result<String> {
+    let c = &best.candidate;
+    let mut out = format!(
+        "\n## Best candidate: #{} {}\n\n{}\n\n",
+        c.id, c.name, c.motivation
+    );
     let lineage: Vec<String> = archive
-        .ancestors(best.candidate.id)?
+        .ancestors(c.id)?
         .into_iter()
         .filter_map(|(id, _)| archive.candidate(id).ok().flatten())
-        .map(|c| format!("#{} {}", c.id, c.name))
+        .map(|a| format!("#{} {}", a.id, a.name))
         .collect();
     if !lineage.is_empty() {
-        writeln!(out, "Ancestors: {}\n", lineage.join(" ← "))?;
+        let _ = writeln!(out, "Ancestors: {}\n", lineage.join(" ← "));
     }
-    writeln!(out, "```python\n{}\n```", best.candidate.code.trim_end())?;
-    writeln!(
+    let _ = writeln!(out, "```python\n{}\n```", c.code.trim_end());
+    let _ = writeln!(
         out,
         "\nMore: `autoarch show {}`, `autoarch lineage {}`, `autoarch top`.",
-        best.candidate.id, best.candidate.id
-    )?;
+        c.id, c.id
+    );
     Ok(out)
 }
 
@@ -370,14 +357,28 @@ struct ModelUse {
     dollars: f64,
 }
 
-/// Per-model proposals, trace and success rates, tokens and cost; then the stored insights.
-fn llm_section(archive: &Archive, own: &[&Listed], out: &mut String) -> anyhow::Result<()> {
-    let mut models: BTreeMap<String, ModelUse> = BTreeMap::new();
-    for l in own {
-        let c = &l.candidate;
-        if c.calls.is_empty() {
-            continue;
+impl ModelUse {
+    fn add_call(&mut self, call: &autoarch_archive::LlmCall) {
+        self.calls += 1;
+        self.prompt += call.tokens.prompt;
+        self.completion += call.tokens.completion;
+        self.dollars += call.cost_usd;
+    }
+
+    fn share(&self, n: usize) -> String {
+        if self.proposals > 0 {
+            format!("{n} ({:.0}%)", 100.0 * n as f64 / self.proposals as f64)
+        } else {
+            "-".into()
         }
+    }
+}
+
+/// Per-model proposals, trace and success rates, tokens and cost; then the stored insights.
+fn llm_section(archive: &Archive, own: &[&Listed]) -> Result<String> {
+    let mut models: BTreeMap<String, ModelUse> = BTreeMap::new();
+    for l in own.iter().filter(|l| !l.candidate.calls.is_empty()) {
+        let c = &l.candidate;
         let m = models
             .entry(c.model.clone().unwrap_or_default())
             .or_default();
@@ -392,60 +393,42 @@ fn llm_section(archive: &Archive, own: &[&Listed], out: &mut String) -> anyhow::
             m.ok += 1;
         }
         for call in &c.calls {
-            let m = models.entry(call.model.clone()).or_default();
-            m.calls += 1;
-            m.prompt += call.tokens.prompt;
-            m.completion += call.tokens.completion;
-            m.dollars += call.cost_usd;
+            models.entry(call.model.clone()).or_default().add_call(call);
         }
     }
     let insights = archive.insights()?;
-    for i in &insights {
-        if let Some(call) = &i.call {
-            let m = models.entry(call.model.clone()).or_default();
-            m.calls += 1;
-            m.analyses += 1;
-            m.prompt += call.tokens.prompt;
-            m.completion += call.tokens.completion;
-            m.dollars += call.cost_usd;
-        }
+    for call in insights.iter().filter_map(|i| i.call.as_ref()) {
+        let m = models.entry(call.model.clone()).or_default();
+        m.add_call(call);
+        m.analyses += 1;
     }
+    let mut out = String::new();
     if !models.is_empty() {
-        writeln!(out, "\n## LLM usage\n")?;
-        writeln!(
-            out,
-            "model | proposals | traced first time | traced after repair | evaluated ok (success) | calls | insights | tokens in / out | cost"
-        )?;
-        writeln!(out, "---|---|---|---|---|---|---|---|---")?;
+        out.push_str("\n## LLM usage\n\n");
+        out.push_str("model | proposals | traced first time | traced after repair | evaluated ok (success) | calls | insights | tokens in / out | cost\n");
+        out.push_str("---|---|---|---|---|---|---|---|---\n");
         for (name, m) in &models {
-            let pct = |n: usize| {
-                if m.proposals > 0 {
-                    format!("{n} ({:.0}%)", 100.0 * n as f64 / m.proposals as f64)
-                } else {
-                    "-".into()
-                }
-            };
-            writeln!(
+            let _ = writeln!(
                 out,
                 "{name} | {} | {} | {} | {} | {} | {} | {} / {} | ${:.4}",
                 m.proposals,
-                pct(m.first_time),
-                pct(m.repaired),
-                pct(m.ok),
+                m.share(m.first_time),
+                m.share(m.repaired),
+                m.share(m.ok),
                 m.calls,
                 m.analyses,
                 m.prompt,
                 m.completion,
                 m.dollars
-            )?;
+            );
         }
     }
     if !insights.is_empty() {
-        writeln!(out, "\n## Insights\n")?;
+        out.push_str("\n## Insights\n\n");
         for i in &insights {
             let evidence: Vec<String> = i.evidence.iter().map(|e| format!("#{e}")).collect();
-            writeln!(out, "- {} (evidence: {})", i.text, evidence.join(", "))?;
+            let _ = writeln!(out, "- {} (evidence: {})", i.text, evidence.join(", "));
         }
     }
-    Ok(())
+    Ok(out)
 }

@@ -1,4 +1,4 @@
-//! Number and table formatting for people.
+//! Text for people: numbers, op histograms and training curves.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +26,66 @@ pub fn op_histogram(h: &BTreeMap<String, usize>) -> String {
         .join(" ")
 }
 
+/// A curve's finite losses, with their least and greatest.
+fn finite(curve: &[(u64, f64)]) -> (Vec<f64>, f64, f64) {
+    let values: Vec<f64> = curve
+        .iter()
+        .map(|p| p.1)
+        .filter(|v| v.is_finite())
+        .collect();
+    let (min, max) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+    (values, min, max)
+}
+
+/// A training curve in words, as prompts show it.
+pub fn curve_line(curve: &[(u64, f64)]) -> String {
+    if curve.is_empty() {
+        return "no curve".to_string();
+    }
+    let (_, min, _) = finite(curve);
+    let (first, last) = (curve[0], curve[curve.len() - 1]);
+    format!(
+        "{} points, steps {}..{}: loss {:.4} -> {:.4} (min {:.4})",
+        curve.len(),
+        first.0,
+        last.0,
+        first.1,
+        last.1,
+        min
+    )
+}
+
+/// A curve at a glance: [`curve_line`] and a sparkline.
+pub fn curve_summary(curve: &[(u64, f64)]) -> String {
+    if curve.is_empty() {
+        return "no curve".to_string();
+    }
+    let (values, min, max) = finite(curve);
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let spark: String = values
+        .iter()
+        .map(|v| {
+            let t = if max > min {
+                (v - min) / (max - min)
+            } else {
+                0.0
+            };
+            BARS[((t * 7.0).round() as usize).min(7)]
+        })
+        .collect();
+    format!("{}  {spark}", curve_line(curve))
+}
+
+/// Seconds as `4m 07s`.
+pub fn minutes(s: f64) -> String {
+    let s = s.round() as u64;
+    format!("{}m {:02}s", s / 60, s % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +96,15 @@ mod tests {
         assert_eq!(grouped(999), "999");
         assert_eq!(grouped(1000), "1,000");
         assert_eq!(grouped(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn curve_summary_reads_at_a_glance() {
+        let s = curve_summary(&[(0, 2.0), (10, 1.0), (20, 0.5)]);
+        assert_eq!(
+            s,
+            "3 points, steps 0..20: loss 2.0000 -> 0.5000 (min 0.5000)  █▃▁"
+        );
+        assert_eq!(minutes(247.0), "4m 07s");
     }
 }

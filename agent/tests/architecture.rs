@@ -91,3 +91,123 @@ fn crates_depend_only_in_the_documented_direction() {
         }
     }
 }
+
+/// Each top-level module of a crate's `src/` and the top-level modules its code names
+/// (`crate::NAME`; comments and doc links left out).
+fn module_uses(krate: &str) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(krate)
+        .join("src");
+    let mut files = Vec::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut uses: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let first = relative.components().next().unwrap();
+        let module = first
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        if matches!(module.as_str(), "lib" | "main" | "bin" | "cli") {
+            continue; // the crate root and the binary may name anything
+        }
+        let text: String = std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut named = |prefix: &str, text: &str| {
+            for (i, _) in text.match_indices(prefix) {
+                let rest = &text[i + prefix.len()..];
+                let names: Vec<&str> = if let Some(group) = rest.strip_prefix('{') {
+                    let group = &group[..group.find('}').unwrap_or(group.len())];
+                    group
+                        .split(',')
+                        .map(|n| n.trim().split("::").next().unwrap_or("").trim())
+                        .collect()
+                } else {
+                    vec![rest
+                        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .next()
+                        .unwrap_or("")]
+                };
+                for n in names.into_iter().filter(|n| !n.is_empty() && *n != module) {
+                    if n.chars().next().is_some_and(|c| c.is_lowercase()) {
+                        uses.entry(module.clone())
+                            .or_default()
+                            .insert(n.to_string());
+                    }
+                }
+            }
+        };
+        named("crate::", &text);
+        uses.entry(module).or_default();
+    }
+    uses
+}
+
+/// A cycle among the modules, if there is one.
+fn cycle(uses: &BTreeMap<String, std::collections::BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        m: &str,
+        uses: &BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == m) {
+            let mut c = path[i..].to_vec();
+            c.push(m.to_string());
+            return Some(c);
+        }
+        if done.contains(m) {
+            return None;
+        }
+        path.push(m.to_string());
+        for next in uses.get(m).into_iter().flatten() {
+            if let Some(c) = visit(next, uses, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(m.to_string());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    for m in uses.keys() {
+        if let Some(c) = visit(m, uses, &mut Vec::new(), &mut done) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+#[test]
+fn no_crate_has_a_cycle_among_its_modules() {
+    for krate in ["sandbox", "evaluator", "archive", "agent"] {
+        let uses = module_uses(krate);
+        assert!(uses.len() >= 4, "{krate}: {uses:?}");
+        if let Some(c) = cycle(&uses) {
+            panic!("{krate} has a module cycle: {}", c.join(" -> "));
+        }
+    }
+    // The checker finds a cycle when there is one.
+    let mut looped = module_uses("agent");
+    looped
+        .entry("config".into())
+        .or_default()
+        .insert("campaign".into());
+    assert!(cycle(&looped).is_some());
+}

@@ -1,12 +1,14 @@
-//! `autoarch eval` and the isolated worker, driven through the real binary: the JSON result, and
-//! every way a job can fail ending as an outcome while the parent carries on.
+//! `autoarch eval` and the isolated worker, driven through the real binary: the JSON result,
+//! every way a job can fail ending as an outcome while the parent carries on, and failures of
+//! the machine (no worker, no data, no device) reported as such, never as outcomes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use autoarch_evaluator::{
-    Evaluator, Job, JobLimits, Status, TaskConfig, TrainConfig, WorkerCommand,
+    DeviceError, Evaluator, Job, JobLimits, MachineError, Status, TaskConfig, TaskError,
+    TrainConfig, WorkerCommand,
 };
 use autoarch_sandbox::Limits;
 use serde_json::Value;
@@ -96,11 +98,13 @@ fn every_failure_is_an_outcome_and_the_parent_carries_on() {
     let mut quiet = |_| {};
 
     // Overflowing activations: diverged, with the step it happened at.
-    let r = ev.evaluate(
-        &job("overflow", OVERFLOWING_MODEL, 20),
-        generous,
-        &mut quiet,
-    );
+    let r = ev
+        .evaluate(
+            &job("overflow", OVERFLOWING_MODEL, 20),
+            generous,
+            &mut quiet,
+        )
+        .expect("the machine can evaluate");
     assert_eq!(r.status, Status::Diverged, "{r:?}");
     assert!(r.message.as_deref().unwrap_or("").contains("step"), "{r:?}");
 
@@ -109,7 +113,9 @@ fn every_failure_is_an_outcome_and_the_parent_carries_on() {
         timeout: Duration::from_secs(120),
         memory_mb: 300,
     };
-    let r = ev.evaluate(&job("huge", HUGE_MODEL, 5), small, &mut quiet);
+    let r = ev
+        .evaluate(&job("huge", HUGE_MODEL, 5), small, &mut quiet)
+        .expect("the machine can evaluate");
     assert_eq!(r.status, Status::Oom, "{r:?}");
 
     // Over the timeout: stopped within timeout + 2 s, nothing left behind.
@@ -118,7 +124,9 @@ fn every_failure_is_an_outcome_and_the_parent_carries_on() {
         memory_mb: 2048,
     };
     let start = Instant::now();
-    let r = ev.evaluate(&job("forever", TINY_MODEL, 100_000_000), short, &mut quiet);
+    let r = ev
+        .evaluate(&job("forever", TINY_MODEL, 100_000_000), short, &mut quiet)
+        .expect("the machine can evaluate");
     let took = start.elapsed();
     assert_eq!(r.status, Status::Timeout, "{r:?}");
     assert!(took < Duration::from_secs(5), "timeout took {took:?}");
@@ -129,29 +137,35 @@ fn every_failure_is_an_outcome_and_the_parent_carries_on() {
     );
 
     // A worker that panics: crashed, with the panic message in the stderr tail.
-    let r = ev.evaluate(&job("boom", TINY_MODEL, 5), generous, &mut quiet);
+    let r = ev
+        .evaluate(&job("boom", TINY_MODEL, 5), generous, &mut quiet)
+        .expect("the machine can evaluate");
     assert_eq!(r.status, Status::Crashed, "{r:?}");
     let tail = r.stderr_tail.clone().unwrap_or_default();
     assert!(tail.contains("injected fault"), "stderr tail: {tail}");
 
     // Code that does not trace: invalid with located diagnostics.
-    let r = ev.evaluate(
-        &job(
-            "broken",
-            "def model(tokens):\n    return linear(tokens, 3\n",
-            5,
-        ),
-        generous,
-        &mut quiet,
-    );
+    let r = ev
+        .evaluate(
+            &job(
+                "broken",
+                "def model(tokens):\n    return linear(tokens, 3\n",
+                5,
+            ),
+            generous,
+            &mut quiet,
+        )
+        .expect("the machine can evaluate");
     assert_eq!(r.status, Status::Invalid, "{r:?}");
     assert!(!r.diagnostics.is_empty(), "{r:?}");
 
     // And the next job runs normally on a fresh worker.
     let mut progress = 0;
-    let r = ev.evaluate(&job("fine", TINY_MODEL, 30), generous, &mut |_| {
-        progress += 1
-    });
+    let r = ev
+        .evaluate(&job("fine", TINY_MODEL, 30), generous, &mut |_| {
+            progress += 1
+        })
+        .expect("the machine can evaluate");
     assert_eq!(r.status, Status::Ok, "{r:?}");
     assert_eq!(r.id, "fine");
     assert!(r.metrics.contains_key("val_accuracy"), "{r:?}");
@@ -255,8 +269,58 @@ fn eval_of_a_missing_dataset_says_how_to_get_it() {
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("scripts/fetch-data.sh"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("scripts/fetch-data.sh"), "{stderr}");
+    assert!(stderr.contains("the task cannot be loaded"), "{stderr}");
+}
+
+#[test]
+fn a_machine_that_cannot_evaluate_is_an_error_never_an_outcome() {
+    let generous = JobLimits {
+        timeout: Duration::from_secs(60),
+        memory_mb: 2048,
+    };
+    // The worker program is not there.
+    let mut ev = Evaluator::new(WorkerCommand {
+        program: "/nonexistent/autoarch".into(),
+        args: vec!["worker".into()],
+        env: vec![],
+    });
+    let e = ev
+        .evaluate(&job("a", TINY_MODEL, 2), generous, &mut |_| {})
+        .unwrap_err();
+    assert!(matches!(e, MachineError::WorkerStart { .. }), "{e:?}");
+    assert!(e.to_string().contains("/nonexistent/autoarch"), "{e}");
+
+    // The task's data is missing where the worker runs.
+    let tag = format!("machine-{}", std::process::id());
+    let mut ev = evaluator(&tag, &[]);
+    let mut gone = job("b", TINY_MODEL, 2);
+    gone.task = TaskConfig {
+        name: "charlm".into(),
+        data: Some("/nonexistent/text.txt".into()),
+        ..TaskConfig::default()
+    };
+    let e = ev.evaluate(&gone, generous, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(e, MachineError::Task(TaskError::Missing(_))),
+        "{e:?}"
+    );
+    // The worker is still serving: the next job runs.
+    let r = ev
+        .evaluate(&job("c", TINY_MODEL, 2), generous, &mut |_| {})
+        .expect("the machine can evaluate");
+    assert_eq!(r.status, Status::Ok, "{r:?}");
+
+    // No GPU in this build.
+    if !cfg!(feature = "gpu") {
+        let mut ev = evaluator(&tag, &[("AUTOARCH_DEVICE", "gpu")]);
+        let e = ev
+            .evaluate(&job("d", TINY_MODEL, 2), generous, &mut |_| {})
+            .unwrap_err();
+        assert_eq!(e, MachineError::Device(DeviceError::NotBuilt));
+        assert!(e.fix().contains("unset AUTOARCH_DEVICE"));
+    }
 }
 
 #[test]
@@ -280,8 +344,8 @@ fn worker_answers_a_line_that_is_not_a_job_and_keeps_serving() {
         .map(|l| serde_json::from_str(l).expect("every line is a message"))
         .collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
-    assert_eq!(lines[0]["result"]["status"], "invalid");
-    assert!(lines[0]["result"]["message"]
+    // A line that is not a job says nothing about any candidate: the machine is at fault.
+    assert!(lines[0]["unavailable"]["job"]
         .as_str()
         .unwrap_or("")
         .contains("not a job"));

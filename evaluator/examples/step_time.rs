@@ -24,19 +24,20 @@ fn main() -> Result<(), String> {
     let batch: usize = batch.parse().map_err(|e| format!("BATCH: {e}"))?;
     let steps: usize = steps.parse().map_err(|e| format!("STEPS: {e}"))?;
     let code = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
-    let task = Task::synthetic(task_name, batch * 4, 0)?;
+    let task = Task::synthetic(task_name, batch * 4, 0).map_err(|e| e.to_string())?;
     let traced = match trace(&code, &TraceConfig::new(task.shape.clone())) {
         TraceOutcome::Ok(t) => t,
         TraceOutcome::Invalid { diagnostics } => {
             return Err(autoarch_sandbox::render_all(&diagnostics, file))
         }
     };
-    let device = training_device()?;
+    let device = training_device().map_err(|e| e.to_string())?;
     let config = TrainConfig {
         batch_size: batch,
         ..TrainConfig::default()
     };
-    let mut trainer = Trainer::new(&traced.graph, task.vocab, &config, &device)?;
+    let mut trainer =
+        Trainer::new(&traced.graph, task.vocab, &config, &device).map_err(|e| e.to_string())?;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut times = Vec::with_capacity(steps);
     for i in 0..steps + 3 {

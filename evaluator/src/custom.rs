@@ -19,7 +19,8 @@ use npyz::{NpyFile, TypeChar};
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
-use crate::task::{Loss, Task};
+use crate::data::read_error;
+use crate::error::TaskError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,22 +53,22 @@ pub struct Loaded {
     pub floats: Vec<f32>,
 }
 
-fn npy(path: &Path) -> Result<Loaded, String> {
-    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
-    let file = std::fs::File::open(path).map_err(fail)?;
+fn npy(path: &Path) -> Result<Loaded, TaskError> {
+    let fail = |e: std::io::Error| TaskError::Data(format!("{}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| read_error(path, e))?;
     let npy = NpyFile::new(std::io::BufReader::new(file)).map_err(fail)?;
     if npy.order() != npyz::Order::C {
-        return Err(format!(
+        return Err(TaskError::Data(format!(
             "{}: Fortran-ordered arrays are not supported; save with np.ascontiguousarray",
             path.display()
-        ));
+        )));
     }
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let npyz::DType::Plain(ts) = npy.dtype() else {
-        return Err(format!(
+        return Err(TaskError::Data(format!(
             "{}: structured arrays are not supported",
             path.display()
-        ));
+        )));
     };
     let (ints, floats) = match (ts.type_char(), ts.size_field()) {
         (TypeChar::Float, 4) => (Vec::new(), npy.into_vec::<f32>().map_err(fail)?),
@@ -97,10 +98,10 @@ fn npy(path: &Path) -> Result<Loaded, String> {
             Vec::new(),
         ),
         (c, s) => {
-            return Err(format!(
+            return Err(TaskError::Data(format!(
             "{}: dtype {c:?} of {s} bytes is not supported (use float32/float64/int64/int32/uint8)",
             path.display()
-        ))
+        )))
         }
     };
     Ok(Loaded {
@@ -110,11 +111,12 @@ fn npy(path: &Path) -> Result<Loaded, String> {
     })
 }
 
-fn safetensor(path: &Path, name: &str) -> Result<Loaded, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+fn safetensor(path: &Path, name: &str) -> Result<Loaded, TaskError> {
+    let bytes = std::fs::read(path).map_err(|e| read_error(path, e))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| TaskError::Data(format!("{}: {e}", path.display())))?;
     let view = st.tensor(name).map_err(|e| {
-        format!(
+        TaskError::Data(format!(
             "{}: no tensor {name:?} ({e}); it holds {}",
             path.display(),
             st.names()
@@ -122,7 +124,7 @@ fn safetensor(path: &Path, name: &str) -> Result<Loaded, String> {
                 .map(|s| s.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
-        )
+        ))
     })?;
     let data = view.data();
     let shape = view.shape().to_vec();
@@ -154,10 +156,10 @@ fn safetensor(path: &Path, name: &str) -> Result<Loaded, String> {
         ),
         Dtype::U8 => (data.iter().map(|&b| i64::from(b)).collect(), Vec::new()),
         other => {
-            return Err(format!(
+            return Err(TaskError::Data(format!(
                 "{}: tensor {name:?} has dtype {other:?}; use F32, F64, I64, I32 or U8",
                 path.display()
-            ))
+            )))
         }
     };
     Ok(Loaded {
@@ -168,7 +170,7 @@ fn safetensor(path: &Path, name: &str) -> Result<Loaded, String> {
 }
 
 /// Reads `FILE.npy` or `FILE.safetensors:NAME`, relative to `base`.
-pub fn read_tensor(base: &Path, reference: &str) -> Result<Loaded, String> {
+pub fn read_tensor(base: &Path, reference: &str) -> Result<Loaded, TaskError> {
     if let Some((file, name)) = reference.rsplit_once(':') {
         if file.ends_with(".safetensors") {
             return safetensor(&base.join(file), name);
@@ -177,32 +179,48 @@ pub fn read_tensor(base: &Path, reference: &str) -> Result<Loaded, String> {
     if reference.ends_with(".npy") {
         return npy(&base.join(reference));
     }
-    Err(format!(
+    Err(TaskError::Options(format!(
         "{reference:?}: name a .npy file or FILE.safetensors:TENSOR"
-    ))
+    )))
 }
 
-/// Loads a custom task from its TOML description.
-pub fn load(path: &Path, seed: u64) -> Result<Task, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let spec: Spec = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+/// A custom task as its files describe it; the task module builds the [`Task`] from it.
+///
+/// [`Task`]: crate::Task
+#[derive(Debug)]
+pub struct Custom {
+    pub name: String,
+    pub description: String,
+    /// `Some(classes)` for cross-entropy over class ids, `None` for MSE.
+    pub classes: Option<usize>,
+    pub input: Loaded,
+    pub target: Loaded,
+    pub validation_fraction: f64,
+}
+
+/// Reads a custom task's TOML description and the tensors it names, and checks that they fit.
+pub fn load(path: &Path) -> Result<Custom, TaskError> {
+    let text = std::fs::read_to_string(path).map_err(|e| read_error(path, e))?;
+    let spec: Spec = toml::from_str(&text)
+        .map_err(|e| TaskError::Options(format!("{}: {e}", path.display())))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let input = read_tensor(base, &spec.input)?;
     let target = read_tensor(base, &spec.target)?;
+    let bad = |message: String| Err(TaskError::Data(message));
     let count = *input
         .shape
         .first()
-        .ok_or_else(|| format!("{}: the input needs a sample dim", spec.input))?;
+        .ok_or_else(|| TaskError::Data(format!("{}: the input needs a sample dim", spec.input)))?;
     if target.shape.first() != Some(&count) {
-        return Err(format!(
+        return bad(format!(
             "input {:?} has {count} samples but target {:?} has shape {:?}",
             spec.input, spec.target, target.shape
         ));
     }
-    let loss = match spec.loss {
+    let classes = match spec.loss {
         LossName::CrossEntropy => {
             if target.ints.is_empty() {
-                return Err(format!(
+                return bad(format!(
                     "loss = \"cross_entropy\" needs integer class targets; {:?} holds floats",
                     spec.target
                 ));
@@ -210,39 +228,38 @@ pub fn load(path: &Path, seed: u64) -> Result<Task, String> {
             let largest = target.ints.iter().copied().max().unwrap_or(0);
             let classes = spec.classes.unwrap_or((largest + 1).max(1) as usize);
             if largest >= classes as i64 || target.ints.iter().any(|&t| t < -1) {
-                return Err(format!(
+                return bad(format!(
                     "targets must lie in 0..{classes} (or be -1 to ignore); found {largest}"
                 ));
             }
-            Loss::CrossEntropy { classes }
+            Some(classes)
         }
         LossName::Mse => {
             if spec.classes.is_some() {
-                return Err("classes applies to loss = \"cross_entropy\" only".into());
+                return Err(TaskError::Options(
+                    "classes applies to loss = \"cross_entropy\" only".into(),
+                ));
             }
             if target.floats.is_empty() {
-                return Err(format!(
+                return bad(format!(
                     "loss = \"mse\" needs float targets; {:?} holds ints",
                     spec.target
                 ));
             }
-            Loss::Mse
+            None
         }
     };
     if input.ints.iter().any(|&t| t < 0) {
-        return Err(format!("{:?}: token ids must not be negative", spec.input));
+        return bad(format!("{:?}: token ids must not be negative", spec.input));
     }
-    Task::from_tables(
-        spec.name.unwrap_or_else(|| "custom".into()),
-        spec.description
+    Ok(Custom {
+        name: spec.name.unwrap_or_else(|| "custom".into()),
+        description: spec
+            .description
             .unwrap_or_else(|| format!("custom task from {}", path.display())),
-        loss,
-        input.shape[1..].to_vec(),
-        (input.ints, input.floats),
-        target.shape[1..].to_vec(),
-        (target.ints, target.floats),
-        count,
-        spec.validation_fraction.unwrap_or(0.2),
-        seed,
-    )
+        classes,
+        input,
+        target,
+        validation_fraction: spec.validation_fraction.unwrap_or(0.2),
+    })
 }

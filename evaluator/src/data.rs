@@ -11,6 +11,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::error::TaskError;
+
 /// A target that contributes nothing to the loss or the metrics.
 pub const IGNORE: i64 = -1;
 
@@ -50,23 +52,23 @@ impl Default for Mqar {
 const POWER_LAW_ALPHA: f64 = 0.01;
 
 impl Mqar {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), TaskError> {
         let keys = self.vocab / 2;
         if self.kv_pairs == 0 || self.kv_pairs >= keys {
-            return Err(format!(
+            return Err(TaskError::Options(format!(
                 "mqar: kv_pairs must be between 1 and {} for a vocabulary of {}",
                 keys.saturating_sub(1),
                 self.vocab
-            ));
+            )));
         }
         let context = 2 * self.kv_pairs;
         if self.seq_len < context + 2 * self.kv_pairs {
-            return Err(format!(
+            return Err(TaskError::Options(format!(
                 "mqar: a sequence of {} cannot hold {} key-value pairs and their queries (needs {})",
                 self.seq_len,
                 self.kv_pairs,
                 4 * self.kv_pairs
-            ));
+            )));
         }
         Ok(())
     }
@@ -176,7 +178,7 @@ pub const CHAR_VOCAB: usize = 128;
 
 impl CharCorpus {
     /// Split `text` into a training part and the last `validation_fraction` for validation.
-    pub fn from_text(text: &str, validation_fraction: f64) -> Result<CharCorpus, String> {
+    pub fn from_text(text: &str, validation_fraction: f64) -> Result<CharCorpus, TaskError> {
         let ids: Vec<i64> = text
             .chars()
             .map(|c| if c.is_ascii() { c as i64 } else { '?' as i64 })
@@ -184,10 +186,10 @@ impl CharCorpus {
         let split = ((ids.len() as f64) * (1.0 - validation_fraction.clamp(0.0, 0.5))) as usize;
         let (train, validation) = ids.split_at(split);
         if train.len() < 2 || validation.len() < 2 {
-            return Err(format!(
+            return Err(TaskError::Data(format!(
                 "charlm: the text has {} characters; it needs enough for both a training and a validation window",
                 ids.len()
-            ));
+            )));
         }
         Ok(CharCorpus {
             train: train.to_vec(),
@@ -267,9 +269,10 @@ impl Images {
 
 /// The 8×8 digits as scikit-learn ships them (`sklearn/datasets/data/digits.csv.gz`, or that file
 /// unpacked): 64 pixel values 0–16 then the label, one image per line.
-pub fn read_digits_csv(path: &Path) -> Result<Images, String> {
+pub fn read_digits_csv(path: &Path) -> Result<Images, TaskError> {
     let text = read_maybe_gz(path)?;
-    let text = String::from_utf8(text).map_err(|e| format!("{}: not text: {e}", path.display()))?;
+    let text = String::from_utf8(text)
+        .map_err(|e| TaskError::Data(format!("{}: not text: {e}", path.display())))?;
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
     for (n, line) in text
@@ -281,23 +284,23 @@ pub fn read_digits_csv(path: &Path) -> Result<Images, String> {
             .split(',')
             .map(|v| v.trim().parse::<f32>())
             .collect::<Result<_, _>>()
-            .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
+            .map_err(|e| TaskError::Data(format!("{} line {}: {e}", path.display(), n + 1)))?;
         if values.len() != 65 {
-            return Err(format!(
+            return Err(TaskError::Data(format!(
                 "{} line {}: expected 64 pixels and a label, got {} values",
                 path.display(),
                 n + 1,
                 values.len()
-            ));
+            )));
         }
         pixels.extend(values[..64].iter().map(|v| v / 16.0));
         let label = values[64];
         if !(0.0..10.0).contains(&label) || label.fract() != 0.0 {
-            return Err(format!(
+            return Err(TaskError::Data(format!(
                 "{} line {}: label {label} is not a digit",
                 path.display(),
                 n + 1
-            ));
+            )));
         }
         labels.push(label as i64);
     }
@@ -312,35 +315,35 @@ pub fn read_digits_csv(path: &Path) -> Result<Images, String> {
 }
 
 /// An IDX image file and its label file (MNIST / Fashion-MNIST format; `.gz` or plain).
-pub fn read_idx(images: &Path, labels: &Path) -> Result<Images, String> {
+pub fn read_idx(images: &Path, labels: &Path) -> Result<Images, TaskError> {
     let raw = read_maybe_gz(images)?;
-    let header = |bytes: &[u8], at: usize| -> Result<usize, String> {
+    let header = |bytes: &[u8], at: usize| -> Result<usize, TaskError> {
         bytes
             .get(at..at + 4)
             .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-            .ok_or_else(|| "truncated IDX header".to_string())
+            .ok_or_else(|| TaskError::Data("truncated IDX header".to_string()))
     };
     if header(&raw, 0)? != 0x0803 {
-        return Err(format!(
+        return Err(TaskError::Data(format!(
             "{}: not an IDX image file (magic 0x00000803)",
             images.display()
-        ));
+        )));
     }
     let (count, height, width) = (header(&raw, 4)?, header(&raw, 8)?, header(&raw, 12)?);
     let body = &raw[16..];
     if body.len() != count * height * width {
-        return Err(format!(
+        return Err(TaskError::Data(format!(
             "{}: {} pixel bytes for {count} images of {height}×{width}",
             images.display(),
             body.len()
-        ));
+        )));
     }
     let raw_labels = read_maybe_gz(labels)?;
     if header(&raw_labels, 0)? != 0x0801 || header(&raw_labels, 4)? != count {
-        return Err(format!(
+        return Err(TaskError::Data(format!(
             "{}: not an IDX label file for {count} images",
             labels.display()
-        ));
+        )));
     }
     Ok(Images {
         count,
@@ -352,14 +355,23 @@ pub fn read_idx(images: &Path, labels: &Path) -> Result<Images, String> {
     })
 }
 
+/// A data file that cannot be read: missing (the machine's setup), or unreadable.
+pub fn read_error(path: &Path, e: std::io::Error) -> TaskError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        TaskError::Missing(format!("{}: no such file or directory", path.display()))
+    } else {
+        TaskError::Data(format!("cannot read {}: {e}", path.display()))
+    }
+}
+
 /// A file's bytes, gunzipped when it starts with the gzip magic.
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, TaskError> {
+    let bytes = std::fs::read(path).map_err(|e| read_error(path, e))?;
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(bytes.as_slice())
             .read_to_end(&mut out)
-            .map_err(|e| format!("{}: bad gzip data: {e}", path.display()))?;
+            .map_err(|e| TaskError::Data(format!("{}: bad gzip data: {e}", path.display())))?;
         return Ok(out);
     }
     Ok(bytes)
@@ -462,7 +474,12 @@ mod tests {
         std::fs::write(&csv, "1,2,3\n").unwrap();
         assert!(read_digits_csv(&csv)
             .unwrap_err()
+            .to_string()
             .contains("expected 64 pixels"));
+        assert!(matches!(
+            read_digits_csv(&dir.path().join("gone.csv")),
+            Err(TaskError::Missing(_))
+        ));
 
         let images = dir.path().join("images-idx3-ubyte.gz");
         let labels = dir.path().join("labels-idx1-ubyte");

@@ -1,5 +1,5 @@
-//! Jobs and results: what the parent sends a worker and what comes back. Every failure is an
-//! outcome ([`Status`]), never an error of the caller.
+//! Jobs and results: what the parent sends a worker and what comes back. Every failure of the
+//! candidate is an outcome ([`Status`]); a failure of the machine is a [`MachineError`].
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -7,6 +7,7 @@ use std::time::Instant;
 use autoarch_sandbox::{trace, Diagnostic, Limits, TraceConfig, TraceOutcome};
 use serde::{Deserialize, Serialize};
 
+use crate::error::{MachineError, TrainError};
 use crate::task::{Task, TaskConfig};
 use crate::train::{self, Latency, Progress, TrainConfig};
 
@@ -32,7 +33,7 @@ pub struct Job {
 pub enum Status {
     /// Trained and scored.
     Ok,
-    /// The code does not trace (diagnostics say why), or the task or config is unusable.
+    /// The code does not trace (diagnostics say why), or the evaluator cannot run its graph.
     Invalid,
     /// The loss went non-finite or diverged; training stopped early.
     Diverged,
@@ -147,16 +148,20 @@ pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// Runs a job in this process: trace, load the task, train, score. Used by the worker; runs
-/// untrusted code, so call it only inside an isolated process.
-pub fn run_job(job: &Job, on_progress: &mut dyn FnMut(Progress)) -> EvalResult {
+/// Runs a job in this process: load the task, find the device, trace, train, score. Used by the
+/// worker; runs untrusted code, so call it only inside an isolated process.
+///
+/// `Ok` is what the candidate did, failures included. `Err` is a failure of the machine (no data,
+/// no device, a malformed job) that says nothing about the candidate.
+pub fn run_job(
+    job: &Job,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<EvalResult, MachineError> {
     let start = Instant::now();
     reset_peak_rss();
     let id = job.id.as_str();
-    let task = match Task::load(&job.task, job.train.seed) {
-        Ok(t) => t,
-        Err(e) => return EvalResult::failed(id, Status::Invalid, e),
-    };
+    let task = Task::load(&job.task, job.train.seed)?;
+    let device = train::training_device()?;
     let config = TraceConfig {
         task: task.shape.clone(),
         limits: job.limits.clone(),
@@ -166,12 +171,8 @@ pub fn run_job(job: &Job, on_progress: &mut dyn FnMut(Progress)) -> EvalResult {
         TraceOutcome::Invalid { diagnostics } => {
             let mut r = EvalResult::failed(id, Status::Invalid, "the code does not trace");
             r.diagnostics = diagnostics;
-            return r;
+            return Ok(r);
         }
-    };
-    let device = match train::training_device() {
-        Ok(d) => d,
-        Err(e) => return EvalResult::failed(id, Status::Invalid, e),
     };
     let mut result = EvalResult::failed(id, Status::Ok, "");
     result.message = None;
@@ -194,15 +195,16 @@ pub fn run_job(job: &Job, on_progress: &mut dyn FnMut(Progress)) -> EvalResult {
             result.train_seconds = t.train_seconds;
             result.curve = t.curve;
         }
-        Err(e) => {
+        Err(TrainError::Graph(e)) => {
             result.status = Status::Invalid;
-            result.message = Some(e);
+            result.message = Some(e.to_string());
         }
+        Err(TrainError::Config(e)) => return Err(MachineError::Job(e)),
     }
     // JSON has no NaN or inf: the message already says where the loss stopped being finite.
     result.curve.retain(|[_, loss]| loss.is_finite());
     result.metrics.retain(|_, v| v.is_finite());
     result.wall_seconds = start.elapsed().as_secs_f64();
     result.peak_rss_mb = peak_rss_mb();
-    result
+    Ok(result)
 }

@@ -9,12 +9,14 @@
 
 pub mod custom;
 pub mod data;
+pub mod error;
 pub mod job;
 pub mod model;
 pub mod task;
 pub mod train;
 pub mod worker;
 
+pub use error::{DeviceError, GraphError, MachineError, TaskError, TrainError};
 pub use job::{run_job, EvalResult, Job, Status};
 pub use task::{Task, TaskConfig};
 pub use train::{Progress, TrainConfig};

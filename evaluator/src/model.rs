@@ -15,6 +15,8 @@ use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::error::GraphError;
+
 /// The rank every value is held at; graphs with higher-rank values are refused by [`compile`].
 pub const RANK: usize = 6;
 
@@ -29,10 +31,12 @@ pub enum Value {
 }
 
 impl Value {
-    fn float(self, node: usize) -> Result<T, String> {
+    fn float(self, node: usize) -> Result<T, GraphError> {
         match self {
             Value::Float(t) => Ok(t),
-            Value::Int(_) => Err(format!("node {node}: expected a float tensor, got ints")),
+            Value::Int(_) => Err(GraphError(format!(
+                "node {node}: expected a float tensor, got ints"
+            ))),
         }
     }
 }
@@ -121,20 +125,20 @@ fn last_uses(graph: &ArchGraph) -> Vec<usize> {
 }
 
 /// Why a graph cannot be compiled (reported as the `invalid` outcome).
-pub fn check_graph(graph: &ArchGraph, vocab: Option<u64>) -> Result<(), String> {
+pub fn check_graph(graph: &ArchGraph, vocab: Option<u64>) -> Result<(), GraphError> {
     for (i, node) in graph.nodes.iter().enumerate() {
         if node.shape.rank() > RANK {
-            return Err(format!(
+            return Err(GraphError(format!(
                 "node {i} ({}) has rank {}; the evaluator supports values of rank ≤ {RANK}",
                 node.op.name(),
                 node.shape.rank()
-            ));
+            )));
         }
         if let (Op::Embedding { vocab: v, .. }, Some(task_vocab)) = (&node.op, vocab) {
             if *v < task_vocab {
-                return Err(format!(
+                return Err(GraphError(format!(
                     "embedding with vocab {v} cannot look up the task's {task_vocab} token ids"
-                ));
+                )));
             }
         }
     }
@@ -150,7 +154,7 @@ pub fn compile(
     device: &Device,
     seed: u64,
     vocab: Option<u64>,
-) -> Result<GraphModel, String> {
+) -> Result<GraphModel, GraphError> {
     check_graph(graph, vocab)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut model = GraphModel {
@@ -164,10 +168,10 @@ pub fn compile(
     for spec in &graph.params {
         let dims: Vec<usize> = spec.shape.iter().map(|&d| d as usize).collect();
         if dims.len() > RANK {
-            return Err(format!(
+            return Err(GraphError(format!(
                 "a parameter of rank {} is more than the evaluator's {RANK}",
                 dims.len()
-            ));
+            )));
         }
         let n = dims.iter().product();
         let data = TensorData::new(init_values(spec.init, n, &mut rng), padded(&dims));
@@ -262,7 +266,7 @@ impl GraphModel {
         batch: usize,
         mode: Mode,
         updates: &mut BufferUpdates,
-    ) -> Result<T, String> {
+    ) -> Result<T, GraphError> {
         let graph = &self.graph;
         let device = match &input {
             Value::Float(t) => t.device(),
@@ -284,13 +288,13 @@ impl GraphModel {
                     } else {
                         values[j].clone()
                     };
-                    v.ok_or_else(|| format!("node {i}: input {j} is not computed"))
+                    v.ok_or_else(|| GraphError(format!("node {i}: input {j} is not computed")))
                 })
                 .collect::<Result<_, _>>()?;
             let value = if i == graph.input {
                 input
                     .take()
-                    .ok_or_else(|| "the graph has two inputs".to_string())?
+                    .ok_or_else(|| GraphError("the graph has two inputs".to_string()))?
             } else {
                 self.lower(i, node, args, batch, mode, &device, updates)?
             };
@@ -298,7 +302,7 @@ impl GraphModel {
         }
         values[graph.output]
             .take()
-            .ok_or_else(|| "no output".to_string())?
+            .ok_or_else(|| GraphError("no output".to_string()))?
             .float(graph.output)
     }
 
@@ -312,7 +316,7 @@ impl GraphModel {
         mode: Mode,
         device: &Device,
         updates: &mut BufferUpdates,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, GraphError> {
         let graph = &self.graph;
         let out_dims = concrete(&node.shape, batch);
         let out_shape = padded(&out_dims);
@@ -329,7 +333,9 @@ impl GraphModel {
                     .into_iter()
                     .map(|a| match a {
                         Value::Int(t) => Ok(t),
-                        Value::Float(_) => Err(format!("node {i}: mixes ints and floats")),
+                        Value::Float(_) => {
+                            Err(GraphError(format!("node {i}: mixes ints and floats")))
+                        }
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 return Ok(Value::Int(shape_op_int(
@@ -347,7 +353,9 @@ impl GraphModel {
                 let out = embedding(table.reshape([v, d]), ids);
                 return Ok(Value::Float(out.reshape(out_shape)));
             }
-            (Op::Embedding { .. }, _) => return Err(format!("node {i}: embedding needs int ids")),
+            (Op::Embedding { .. }, _) => {
+                return Err(GraphError(format!("node {i}: embedding needs int ids")))
+            }
             _ => {}
         }
         let mut xs = args
@@ -355,10 +363,13 @@ impl GraphModel {
             .map(|a| a.float(i))
             .collect::<Result<Vec<T>, _>>()?
             .into_iter();
-        let mut x = || xs.next().ok_or_else(|| format!("node {i}: missing input"));
+        let mut x = || {
+            xs.next()
+                .ok_or_else(|| GraphError(format!("node {i}: missing input")))
+        };
         let p = |k: usize| self.param(node.params[k]);
         let out: T = match &node.op {
-            Op::Input => return Err("the input is bound by the caller".into()),
+            Op::Input => return Err(GraphError("the input is bound by the caller".into())),
             Op::Param => p(0),
             Op::Scalar { value } => T::full([1; RANK], *value, device),
             Op::CausalMask { size } => causal_mask(*size as usize, device),

@@ -14,7 +14,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::custom::Custom;
 use crate::data::{self, CharCorpus, Images, Mqar, TokenBatch, CHAR_VOCAB, IGNORE};
+use crate::error::TaskError;
 
 /// The task part of a job or a campaign config. Options a task does not use are refused.
 #[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
@@ -174,10 +176,13 @@ pub fn default_data(name: &str) -> Vec<PathBuf> {
     }
 }
 
-fn data_path(config: &TaskConfig) -> Result<PathBuf, String> {
+fn data_path(config: &TaskConfig) -> Result<PathBuf, TaskError> {
     if let Some(p) = &config.data {
         if !p.exists() {
-            return Err(format!("{}: no such file or directory", p.display()));
+            return Err(TaskError::Missing(format!(
+                "{}: no such file or directory",
+                p.display()
+            )));
         }
         return Ok(p.clone());
     }
@@ -187,7 +192,7 @@ fn data_path(config: &TaskConfig) -> Result<PathBuf, String> {
         .find(|p| p.exists())
         .cloned()
         .ok_or_else(|| {
-            format!(
+            TaskError::Missing(format!(
                 "task {} needs data: pass --data PATH, or run scripts/fetch-data.sh (looked in {})",
                 config.name,
                 candidates
@@ -195,21 +200,24 @@ fn data_path(config: &TaskConfig) -> Result<PathBuf, String> {
                     .map(|p| p.display().to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
-            )
+            ))
         })
 }
 
-fn refuse(config: &TaskConfig, unused: &[(&str, bool)]) -> Result<(), String> {
+fn refuse(config: &TaskConfig, unused: &[(&str, bool)]) -> Result<(), TaskError> {
     for (key, set) in unused {
         if *set {
-            return Err(format!("task {}: option {key} does not apply", config.name));
+            return Err(TaskError::Options(format!(
+                "task {}: option {key} does not apply",
+                config.name
+            )));
         }
     }
     Ok(())
 }
 
 /// Finds the first existing file among names, with or without `.gz`.
-fn find_file(dir: &Path, names: &[&str]) -> Result<PathBuf, String> {
+fn find_file(dir: &Path, names: &[&str]) -> Result<PathBuf, TaskError> {
     for name in names {
         for candidate in [dir.join(name), dir.join(format!("{name}.gz"))] {
             if candidate.is_file() {
@@ -217,16 +225,16 @@ fn find_file(dir: &Path, names: &[&str]) -> Result<PathBuf, String> {
             }
         }
     }
-    Err(format!(
+    Err(TaskError::Missing(format!(
         "{}: no {} (or .gz) there",
         dir.display(),
         names.join(" or ")
-    ))
+    )))
 }
 
 impl Task {
     /// Loads (or generates) the task's data. Validation sets are fixed by `seed`.
-    pub fn load(config: &TaskConfig, seed: u64) -> Result<Task, String> {
+    pub fn load(config: &TaskConfig, seed: u64) -> Result<Task, TaskError> {
         match config.name.as_str() {
             "mqar" => {
                 refuse(config, &[("data", config.data.is_some())])?;
@@ -263,12 +271,14 @@ impl Task {
                     ],
                 )?;
                 let path = data_path(config)?;
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let text =
+                    std::fs::read_to_string(&path).map_err(|e| data::read_error(&path, e))?;
                 let corpus = CharCorpus::from_text(&text, 0.1)?;
                 let seq_len = config.seq_len.unwrap_or(128);
                 if seq_len == 0 {
-                    return Err("charlm: seq_len must be at least 1".into());
+                    return Err(TaskError::Options(
+                        "charlm: seq_len must be at least 1".into(),
+                    ));
                 }
                 let validation = corpus.validation(seq_len, config.validation_size.unwrap_or(256));
                 let shape = TaskShape::sequence(
@@ -341,23 +351,25 @@ impl Task {
                 })
             }
             "custom" => {
-                let path = config
-                    .data
-                    .clone()
-                    .ok_or("task custom needs --data TASK.toml (see README: custom tasks)")?;
-                crate::custom::load(&path, seed)
+                let path = config.data.clone().ok_or_else(|| {
+                    TaskError::Options(
+                        "task custom needs --data TASK.toml (see README: custom tasks)".into(),
+                    )
+                })?;
+                Task::from_custom(crate::custom::load(&path)?, seed)
             }
-            other => Err(format!(
+            other => Err(TaskError::Options(format!(
                 "unknown task {other:?}; tasks are {}",
                 TASK_NAMES.join(", ")
-            )),
+            ))),
         }
     }
 
     /// Random data with the shapes, loss and vocabulary of a built-in task: for timing steps
     /// without data files (the step benchmark), not for judging architectures.
-    pub fn synthetic(name: &str, count: usize, seed: u64) -> Result<Task, String> {
-        let shape = TaskShape::by_name(name).ok_or_else(|| format!("unknown task {name:?}"))?;
+    pub fn synthetic(name: &str, count: usize, seed: u64) -> Result<Task, TaskError> {
+        let shape = TaskShape::by_name(name)
+            .ok_or_else(|| TaskError::Options(format!("unknown task {name:?}")))?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let per: usize = shape.input.dims().iter().map(|d| d.size as usize).product();
         let out: Vec<usize> = shape
@@ -414,20 +426,19 @@ impl Task {
         })
     }
 
-    /// Builds a custom task from in-memory tables (used by the custom loader).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn from_tables(
-        name: String,
-        description: String,
-        loss: Loss,
-        input_dims: Vec<usize>,
-        input: (Vec<i64>, Vec<f32>),
-        target_dims: Vec<usize>,
-        target: (Vec<i64>, Vec<f32>),
-        count: usize,
-        validation_fraction: f64,
-        seed: u64,
-    ) -> Result<Task, String> {
+    /// Builds a custom task from what its files hold.
+    fn from_custom(c: Custom, seed: u64) -> Result<Task, TaskError> {
+        let loss = match c.classes {
+            Some(classes) => Loss::CrossEntropy { classes },
+            None => Loss::Mse,
+        };
+        let count = c.input.shape[0];
+        let input_dims = c.input.shape[1..].to_vec();
+        let target_dims = c.target.shape[1..].to_vec();
+        let input = (c.input.ints, c.input.floats);
+        let target = (c.target.ints, c.target.floats);
+        let validation_fraction = c.validation_fraction;
+        let (name, description) = (c.name, c.description);
         let vocab = (!input.0.is_empty()).then(|| input.0.iter().max().map_or(1, |m| m + 1) as u64);
         let table = Table {
             count,
@@ -442,9 +453,9 @@ impl Task {
         rand::seq::SliceRandom::shuffle(&mut order[..], &mut ChaCha8Rng::seed_from_u64(seed));
         let cut = ((count as f64) * (1.0 - validation_fraction.clamp(0.01, 0.9))).round() as usize;
         if cut == 0 || cut >= count {
-            return Err(format!(
+            return Err(TaskError::Data(format!(
                 "custom task: {count} samples cannot be split into training and validation"
-            ));
+            )));
         }
         let part = |rows: &[usize]| {
             let b = table.gather(rows);

@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{DeviceError, TrainError};
 use crate::model::{self, compile, input_value, BufferUpdates, GraphModel, Mode, Value, RANK, T};
 use crate::task::{counted, Batch, Loss, Task};
 
@@ -65,7 +66,7 @@ pub const DEFAULT_STEPS: u64 = 300;
 
 impl TrainConfig {
     pub fn validate(&self) -> Result<(), String> {
-        let bad = |what: &str| Err(format!("training config: {what}"));
+        let bad = |what: &str| Err(what.to_string());
         if self.batch_size == 0 || self.eval_batch_size == 0 {
             return bad("batch sizes must be at least 1");
         }
@@ -146,22 +147,42 @@ pub struct Progress {
 
 /// The device training runs on: the flex CPU backend with autodiff, or a GPU with the `gpu`
 /// feature and `AUTOARCH_DEVICE=gpu`.
-pub fn training_device() -> Result<Device, String> {
+pub fn training_device() -> Result<Device, DeviceError> {
     match std::env::var("AUTOARCH_DEVICE").as_deref() {
         Ok("gpu") => gpu_device(),
         Ok("cpu") | Err(_) => Ok(Device::flex().autodiff()),
-        Ok(other) => Err(format!("AUTOARCH_DEVICE={other}: use cpu or gpu")),
+        Ok(other) => Err(DeviceError::Unknown(other.to_string())),
     }
 }
 
+/// The GPU, once a probe has run on it: without an adapter burn panics at the first tensor
+/// op, which would make every candidate "crash"; the probe makes it a failure of the machine.
 #[cfg(feature = "gpu")]
-fn gpu_device() -> Result<Device, String> {
-    Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice).autodiff())
+fn gpu_device() -> Result<Device, DeviceError> {
+    let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice).autodiff();
+    let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let t = Tensor::<1>::from_data(TensorData::new(vec![1.0f32, 2.0], [2]), &device);
+        scalar(t.sum())
+    }));
+    match probe {
+        Ok(v) if v == 3.0 => Ok(device),
+        Ok(v) => Err(DeviceError::Unavailable(format!(
+            "a probe sum of 1 + 2 on the GPU gave {v}"
+        ))),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the GPU backend panicked".into());
+            Err(DeviceError::Unavailable(why))
+        }
+    }
 }
 
 #[cfg(not(feature = "gpu"))]
-fn gpu_device() -> Result<Device, String> {
-    Err("AUTOARCH_DEVICE=gpu needs a build with `--features gpu`".into())
+fn gpu_device() -> Result<Device, DeviceError> {
+    Err(DeviceError::NotBuilt)
 }
 
 fn batch_input(task: &Task, batch: &Batch, device: &Device) -> Value {
@@ -372,8 +393,8 @@ impl Trainer {
         vocab: Option<u64>,
         config: &TrainConfig,
         device: &Device,
-    ) -> Result<Trainer, String> {
-        config.validate()?;
+    ) -> Result<Trainer, TrainError> {
+        config.validate().map_err(TrainError::Config)?;
         device.seed(config.seed);
         Ok(Trainer {
             model: compile(graph, device, config.seed, vocab)?,
@@ -432,7 +453,7 @@ pub fn train(
     config: &TrainConfig,
     device: &Device,
     on_progress: &mut dyn FnMut(Progress),
-) -> Result<Trained, String> {
+) -> Result<Trained, TrainError> {
     let mut trainer = Trainer::new(&traced.graph, task.vocab, config, device)?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xda7a_0000_0000);
     let budget_steps = config.step_budget();

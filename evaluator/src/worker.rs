@@ -5,7 +5,9 @@
 //! The parent ([`Evaluator`]) starts it in its own process group with an address-space limit,
 //! watches its resident memory and the job's wall clock, and kills the whole group when either
 //! is exceeded. Every way a job can end is an [`EvalResult`] with a [`Status`]; a dead worker is
-//! replaced at the next job.
+//! replaced at the next job. A worker that cannot evaluate anything (no data, no device, a job it
+//! cannot read) answers [`WorkerMessage::Unavailable`] instead, which the parent returns as a
+//! [`MachineError`]: never an outcome of the candidate.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 use autoarch_sandbox::isolate::confine;
 use serde::{Deserialize, Serialize};
 
+use crate::error::MachineError;
 use crate::job::{run_job, EvalResult, Job, Status};
 use crate::train::Progress;
 
@@ -32,6 +35,8 @@ use crate::train::Progress;
 pub enum WorkerMessage {
     Progress(Progress),
     Result(Box<EvalResult>),
+    /// The machine cannot run the job (nor any other) until someone fixes it.
+    Unavailable(MachineError),
 }
 
 /// The environment variable that makes a worker fail on purpose, for fault tests:
@@ -85,7 +90,7 @@ pub fn serve() -> std::io::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let result = match serde_json::from_str::<Job>(&line) {
+        let answer = match serde_json::from_str::<Job>(&line) {
             Ok(job) => {
                 injected_fault(&job);
                 let mut send_progress = |p: Progress| {
@@ -96,12 +101,14 @@ pub fn serve() -> std::io::Result<()> {
                         let _ = out.flush();
                     }
                 };
-                run_job(&job, &mut send_progress)
+                match run_job(&job, &mut send_progress) {
+                    Ok(result) => WorkerMessage::Result(Box::new(result)),
+                    Err(e) => WorkerMessage::Unavailable(e),
+                }
             }
-            Err(e) => EvalResult::failed("", Status::Invalid, format!("not a job: {e}")),
+            Err(e) => WorkerMessage::Unavailable(MachineError::Job(format!("not a job: {e}"))),
         };
-        let mut s = serde_json::to_string(&WorkerMessage::Result(Box::new(result)))
-            .map_err(std::io::Error::other)?;
+        let mut s = serde_json::to_string(&answer).map_err(std::io::Error::other)?;
         s.push('\n');
         out.write_all(s.as_bytes())?;
         out.flush()?;
@@ -295,20 +302,22 @@ impl Evaluator {
         self.worker.as_ref().map(|w| w.child.id())
     }
 
-    /// Runs one job. Never fails: problems with the job, the code or the worker are outcomes.
+    /// Runs one job. Problems with the job's code or its worker (a crash, a timeout, too much
+    /// memory) are outcomes in the `Ok` result; `Err` means the machine cannot evaluate
+    /// anything (the worker cannot start, has no data or device, or speaks another protocol).
     pub fn evaluate(
         &mut self,
         job: &Job,
         limits: JobLimits,
         on_progress: &mut dyn FnMut(Progress),
-    ) -> EvalResult {
+    ) -> Result<EvalResult, MachineError> {
         let start = Instant::now();
-        let mut result = self.evaluate_inner(job, limits, on_progress);
+        let mut result = self.evaluate_inner(job, limits, on_progress)?;
         if result.wall_seconds == 0.0 {
             result.wall_seconds = start.elapsed().as_secs_f64();
         }
         result.id = job.id.clone();
-        result
+        Ok(result)
     }
 
     fn evaluate_inner(
@@ -316,18 +325,17 @@ impl Evaluator {
         job: &Job,
         limits: JobLimits,
         on_progress: &mut dyn FnMut(Progress),
-    ) -> EvalResult {
+    ) -> Result<EvalResult, MachineError> {
         let id = job.id.as_str();
         if self.cancelled() {
-            return EvalResult::failed(id, Status::Cancelled, "the job was cancelled");
+            return Ok(EvalResult::failed(
+                id,
+                Status::Cancelled,
+                "the job was cancelled",
+            ));
         }
-        let line = match serde_json::to_string(job) {
-            Ok(mut l) => {
-                l.push('\n');
-                l
-            }
-            Err(e) => return EvalResult::failed(id, Status::Invalid, format!("job: {e}")),
-        };
+        let mut line = serde_json::to_string(job).map_err(|e| MachineError::Job(e.to_string()))?;
+        line.push('\n');
         if self
             .worker
             .as_ref()
@@ -335,23 +343,23 @@ impl Evaluator {
         {
             self.worker = None;
         }
-        // A worker that died between jobs shows up as a failed write: start a fresh one once.
-        let mut sent = false;
+        self.send(&line, limits.memory_mb)?;
+        self.wait(id, limits, on_progress)
+    }
+
+    /// Hands the job to a worker. A worker that died between jobs shows up as a failed write:
+    /// a fresh one is started once; one that cannot take a job either is the machine's fault.
+    fn send(&mut self, line: &str, memory_mb: u64) -> Result<(), MachineError> {
+        let program = self.command.program.display().to_string();
         for _ in 0..2 {
             if self.worker.is_none() {
-                match Worker::spawn(&self.command, limits.memory_mb) {
-                    Ok(w) => self.worker = Some(w),
-                    Err(e) => {
-                        return EvalResult::failed(
-                            id,
-                            Status::Crashed,
-                            format!(
-                                "could not start the worker {}: {e}",
-                                self.command.program.display()
-                            ),
-                        )
+                let w = Worker::spawn(&self.command, memory_mb).map_err(|e| {
+                    MachineError::WorkerStart {
+                        program: program.clone(),
+                        message: e.to_string(),
                     }
-                }
+                })?;
+                self.worker = Some(w);
             }
             let w = self.worker.as_mut().expect("just started");
             if w.stdin
@@ -359,92 +367,131 @@ impl Evaluator {
                 .and_then(|_| w.stdin.flush())
                 .is_ok()
             {
-                sent = true;
-                break;
+                return Ok(());
             }
             self.worker = None;
         }
-        if !sent {
-            return EvalResult::failed(id, Status::Crashed, "the worker closed its input");
-        }
+        Err(MachineError::WorkerStart {
+            program,
+            message: "the worker exited before it took a job".into(),
+        })
+    }
+
+    /// Reads the worker's answer, enforcing the limits and the cancel flag.
+    fn wait(
+        &mut self,
+        id: &str,
+        limits: JobLimits,
+        on_progress: &mut dyn FnMut(Progress),
+    ) -> Result<EvalResult, MachineError> {
         let deadline = Instant::now() + limits.timeout;
         loop {
             let w = self.worker.as_mut().expect("running");
             match w.lines.recv_timeout(POLL) {
-                Ok(line) => {
-                    match serde_json::from_str::<WorkerMessage>(&line) {
-                        Ok(WorkerMessage::Progress(p)) => on_progress(p),
-                        Ok(WorkerMessage::Result(r)) => return *r,
-                        Err(e) => {
-                            let (_, tail) = self.worker.take().expect("running").kill();
-                            let mut r = EvalResult::failed(
-                            id,
-                            Status::Crashed,
-                            format!("the worker wrote something that is not a message ({e}): {line}"),
-                        );
-                            r.stderr_tail = Some(tail);
-                            return r;
-                        }
-                    }
-                }
+                Ok(line) => match serde_json::from_str::<WorkerMessage>(&line) {
+                    Ok(WorkerMessage::Progress(p)) => on_progress(p),
+                    Ok(WorkerMessage::Result(r)) => return Ok(*r),
+                    Ok(WorkerMessage::Unavailable(e)) => return Err(e),
+                    Err(e) => return self.garbage(id, limits, &line, &e.to_string()),
+                },
                 Err(RecvTimeoutError::Timeout) => {
-                    if self.cancelled() {
-                        self.worker.take().expect("running").kill();
-                        return EvalResult::failed(id, Status::Cancelled, "the job was cancelled");
-                    }
-                    let w = self.worker.as_mut().expect("running");
-                    let rss = w.rss_mb();
-                    if rss > limits.memory_mb as f64 {
-                        let (_, tail) = self.worker.take().expect("running").kill();
-                        let mut r = EvalResult::failed(
-                            id,
-                            Status::Oom,
-                            format!(
-                                "the job used {rss:.0} MiB, over its {} MiB memory limit, and was stopped",
-                                limits.memory_mb
-                            ),
-                        );
-                        r.peak_rss_mb = rss;
-                        r.stderr_tail = Some(tail).filter(|t| !t.is_empty());
-                        return r;
-                    }
-                    if Instant::now() >= deadline {
-                        let (_, tail) = self.worker.take().expect("running").kill();
-                        let mut r = EvalResult::failed(
-                            id,
-                            Status::Timeout,
-                            format!(
-                                "the job did not finish within its {:.1} s timeout and was stopped",
-                                limits.timeout.as_secs_f64()
-                            ),
-                        );
-                        r.stderr_tail = Some(tail).filter(|t| !t.is_empty());
-                        return r;
+                    if let Some(stopped) = self.check_limits(id, limits, deadline) {
+                        return Ok(stopped);
                     }
                 }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let (status, tail) = self.worker.take().expect("running").kill();
-                    let how =
-                        status.map_or("an unknown status".to_string(), |s| match s.signal() {
-                            Some(sig) => format!("signal {sig}"),
-                            None => format!("exit status {}", s.code().unwrap_or(-1)),
-                        });
-                    let (status, message) = if looks_like_oom(&tail) {
-                        (
-                            Status::Oom,
-                            format!(
-                                "the job ran out of memory under its {} MiB limit ({how})",
-                                limits.memory_mb
-                            ),
-                        )
-                    } else {
-                        (Status::Crashed, format!("the worker died ({how})"))
-                    };
-                    let mut r = EvalResult::failed(id, status, message);
-                    r.stderr_tail = Some(tail);
-                    return r;
-                }
+                Err(RecvTimeoutError::Disconnected) => return Ok(self.died(id, limits)),
             }
         }
+    }
+
+    /// A line that is not a message: the tail of a worker that died mid-write (a crash), or a
+    /// worker that speaks another protocol (the machine's fault).
+    fn garbage(
+        &mut self,
+        id: &str,
+        limits: JobLimits,
+        line: &str,
+        error: &str,
+    ) -> Result<EvalResult, MachineError> {
+        std::thread::sleep(Duration::from_millis(100));
+        let w = self.worker.as_mut().expect("running");
+        let exited = matches!(w.child.try_wait(), Ok(Some(_)));
+        if exited {
+            return Ok(self.died(id, limits));
+        }
+        self.worker.take().expect("running").kill();
+        let line: String = line.chars().take(200).collect();
+        Err(MachineError::Protocol(format!(
+            "it wrote something that is not a message ({error}): {line}"
+        )))
+    }
+
+    /// Between lines: stops the job when it is cancelled, over its memory, or past its time.
+    fn check_limits(
+        &mut self,
+        id: &str,
+        limits: JobLimits,
+        deadline: Instant,
+    ) -> Option<EvalResult> {
+        if self.cancelled() {
+            self.worker.take().expect("running").kill();
+            return Some(EvalResult::failed(
+                id,
+                Status::Cancelled,
+                "the job was cancelled",
+            ));
+        }
+        let rss = self.worker.as_ref().expect("running").rss_mb();
+        if rss > limits.memory_mb as f64 {
+            let (_, tail) = self.worker.take().expect("running").kill();
+            let mut r = EvalResult::failed(
+                id,
+                Status::Oom,
+                format!(
+                    "the job used {rss:.0} MiB, over its {} MiB memory limit, and was stopped",
+                    limits.memory_mb
+                ),
+            );
+            r.peak_rss_mb = rss;
+            r.stderr_tail = Some(tail).filter(|t| !t.is_empty());
+            return Some(r);
+        }
+        if Instant::now() >= deadline {
+            let (_, tail) = self.worker.take().expect("running").kill();
+            let mut r = EvalResult::failed(
+                id,
+                Status::Timeout,
+                format!(
+                    "the job did not finish within its {:.1} s timeout and was stopped",
+                    limits.timeout.as_secs_f64()
+                ),
+            );
+            r.stderr_tail = Some(tail).filter(|t| !t.is_empty());
+            return Some(r);
+        }
+        None
+    }
+
+    /// The worker died mid-job: a crash, or out of memory when its last words say so.
+    fn died(&mut self, id: &str, limits: JobLimits) -> EvalResult {
+        let (status, tail) = self.worker.take().expect("running").kill();
+        let how = status.map_or("an unknown status".to_string(), |s| match s.signal() {
+            Some(sig) => format!("signal {sig}"),
+            None => format!("exit status {}", s.code().unwrap_or(-1)),
+        });
+        let (status, message) = if looks_like_oom(&tail) {
+            (
+                Status::Oom,
+                format!(
+                    "the job ran out of memory under its {} MiB limit ({how})",
+                    limits.memory_mb
+                ),
+            )
+        } else {
+            (Status::Crashed, format!("the worker died ({how})"))
+        };
+        let mut r = EvalResult::failed(id, status, message);
+        r.stderr_tail = Some(tail);
+        r
     }
 }

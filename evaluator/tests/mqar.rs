@@ -24,7 +24,7 @@ fn train(seed_file: &str, steps: u64) -> EvalResult {
         },
         limits: Limits::default(),
     };
-    let r = run_job(&job, &mut |_| {});
+    let r = run_job(&job, &mut |_| {}).expect("the machine can evaluate");
     eprintln!(
         "{seed_file}: {} steps, val_accuracy {:.3}, val_loss {:.3}, {:.1} s",
         r.steps,

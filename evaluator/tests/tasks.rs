@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use autoarch_evaluator::{run_job, Job, Status, Task, TaskConfig, TrainConfig};
+use autoarch_evaluator::{
+    run_job, Job, MachineError, Status, Task, TaskConfig, TaskError, TrainConfig,
+};
 use autoarch_sandbox::Limits;
 use npyz::WriterBuilder;
 use safetensors::tensor::TensorView;
@@ -42,7 +44,8 @@ fn charlm_reports_bits_per_character_on_generated_text() {
         validation_size: Some(16),
         ..TaskConfig::default()
     };
-    let r = run_job(&job(SEQUENCE_MODEL, task, 150), &mut |_| {});
+    let r =
+        run_job(&job(SEQUENCE_MODEL, task, 150), &mut |_| {}).expect("the machine can evaluate");
     assert_eq!(r.status, Status::Ok, "{r:?}");
     let bpc = r.metrics["val_bpc"];
     assert!((bpc - r.metrics["val_loss"] / std::f64::consts::LN_2).abs() < 1e-9);
@@ -80,7 +83,7 @@ fn digits_trains_from_a_csv_directory() {
         data: Some(dir.path().to_path_buf()),
         ..TaskConfig::default()
     };
-    let r = run_job(&job(IMAGE_MODEL, task, 120), &mut |_| {});
+    let r = run_job(&job(IMAGE_MODEL, task, 120), &mut |_| {}).expect("the machine can evaluate");
     assert_eq!(r.status, Status::Ok, "{r:?}");
     assert!(r.metrics["val_accuracy"] > 0.9, "{:?}", r.metrics);
 }
@@ -131,7 +134,7 @@ fn fashion_reads_idx_files_and_uses_the_test_split_for_validation() {
     };
     let loaded = Task::load(&task, 0).expect("loads");
     assert_eq!(loaded.validation_size(), 50);
-    let r = run_job(&job(IMAGE_MODEL, task, 60), &mut |_| {});
+    let r = run_job(&job(IMAGE_MODEL, task, 60), &mut |_| {}).expect("the machine can evaluate");
     assert_eq!(r.status, Status::Ok, "{r:?}");
     assert!(r.metrics["val_accuracy"] > 0.9, "{:?}", r.metrics);
 }
@@ -178,7 +181,7 @@ fn custom_classification_from_npy_files() {
     let loaded = Task::load(&task, 0).expect("loads");
     assert_eq!(loaded.shape.output.to_string(), "[B, 2]");
     let code = "def model(x):\n    return linear(relu(linear(x, 32)), NUM_CLASSES)\n";
-    let r = run_job(&job(code, task, 300), &mut |_| {});
+    let r = run_job(&job(code, task, 300), &mut |_| {}).expect("the machine can evaluate");
     assert_eq!(r.status, Status::Ok, "{r:?}");
     assert!(r.metrics["val_accuracy"] > 0.85, "{:?}", r.metrics);
 }
@@ -221,7 +224,7 @@ fn custom_regression_from_safetensors() {
     };
     let mut j = job("def model(x):\n    return linear(x, 1)\n", task, 300);
     j.train.learning_rate = 3e-2;
-    let r = run_job(&j, &mut |_| {});
+    let r = run_job(&j, &mut |_| {}).expect("the machine can evaluate");
     assert_eq!(r.status, Status::Ok, "{r:?}");
     assert!(r.metrics["val_mse"] < 0.01, "{:?}", r.metrics);
     assert!(!r.metrics.contains_key("val_accuracy"));
@@ -240,7 +243,7 @@ fn broken_custom_task_files_are_refused_with_the_reason() {
             data: Some(toml.clone()),
             ..TaskConfig::default()
         };
-        Task::load(&task, 0).map(|_| ()).unwrap_err()
+        Task::load(&task, 0).map(|_| ()).unwrap_err().to_string()
     };
     let e = load("input = \"x.npy\"\ntarget = \"y.npy\"\nloss = \"mse\"\n");
     assert!(e.contains("4 samples"), "{e}");
@@ -259,12 +262,16 @@ fn broken_custom_task_files_are_refused_with_the_reason() {
 fn task_options_that_do_not_apply_are_refused() {
     let mut t = TaskConfig::named("mqar");
     t.data = Some("x".into());
-    assert!(Task::load(&t, 0).unwrap_err().contains("data"));
+    assert!(Task::load(&t, 0).unwrap_err().to_string().contains("data"));
     let mut t = TaskConfig::named("digits");
     t.kv_pairs = Some(3);
-    assert!(Task::load(&t, 0).unwrap_err().contains("kv_pairs"));
+    assert!(Task::load(&t, 0)
+        .unwrap_err()
+        .to_string()
+        .contains("kv_pairs"));
     assert!(Task::load(&TaskConfig::named("imagenet"), 0)
         .unwrap_err()
+        .to_string()
         .contains("unknown task"));
 }
 
@@ -278,13 +285,38 @@ fn the_same_seed_gives_the_same_metrics() {
         validation_size: Some(32),
         ..TaskConfig::default()
     };
-    let a = run_job(&job(SEQUENCE_MODEL, task.clone(), 25), &mut |_| {});
-    let b = run_job(&job(SEQUENCE_MODEL, task.clone(), 25), &mut |_| {});
+    let a = run_job(&job(SEQUENCE_MODEL, task.clone(), 25), &mut |_| {})
+        .expect("the machine can evaluate");
+    let b = run_job(&job(SEQUENCE_MODEL, task.clone(), 25), &mut |_| {})
+        .expect("the machine can evaluate");
     assert_eq!(a.status, Status::Ok, "{a:?}");
     assert_eq!(a.metrics, b.metrics);
     assert_eq!(a.curve, b.curve);
     let mut other = job(SEQUENCE_MODEL, task, 25);
     other.train.seed = 1;
-    let c = run_job(&other, &mut |_| {});
+    let c = run_job(&other, &mut |_| {}).expect("the machine can evaluate");
     assert_ne!(a.curve, c.curve, "a different seed trains differently");
+}
+
+#[test]
+fn missing_data_is_a_failure_of_the_machine_not_an_outcome_of_the_candidate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gone = dir.path().join("gone.txt");
+    let task = TaskConfig {
+        name: "charlm".into(),
+        data: Some(gone.clone()),
+        ..TaskConfig::default()
+    };
+    let e = run_job(&job(SEQUENCE_MODEL, task.clone(), 5), &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(e, MachineError::Task(TaskError::Missing(_))),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("gone.txt"), "{e}");
+    assert!(e.fix().contains("run the same command again"));
+    // A file that goes away between jobs is the same failure.
+    std::fs::write(&gone, "abcdefghij".repeat(50)).expect("write");
+    assert!(Task::load(&task, 0).is_ok());
+    std::fs::remove_file(&gone).expect("remove");
+    assert!(matches!(Task::load(&task, 0), Err(TaskError::Missing(_))));
 }

@@ -8,11 +8,13 @@ use std::time::Duration;
 use anyhow::Context;
 use autoarch_evaluator::task::TASK_NAMES;
 use autoarch_evaluator::{
-    EvalResult, Evaluator, Job, JobLimits, Progress, Status, TaskConfig, TrainConfig, WorkerCommand,
+    EvalResult, Evaluator, Job, JobLimits, Progress, Status, TaskConfig, TrainConfig,
 };
 use autoarch_sandbox::{render_all, Limits};
 
-use crate::UsageError;
+use autoarch_agent::seeds::Header;
+
+use super::UsageError;
 
 /// What `autoarch eval` was asked to do.
 #[derive(clap::Args, Debug)]
@@ -56,15 +58,6 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-/// The worker command: this very binary, `autoarch worker`.
-pub fn worker_command() -> anyhow::Result<WorkerCommand> {
-    Ok(WorkerCommand {
-        program: std::env::current_exe().context("locating the autoarch binary")?,
-        args: vec!["worker".to_string()],
-        env: Vec::new(),
-    })
-}
-
 fn read_code(file: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
 }
@@ -74,7 +67,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let task = args
         .task
         .clone()
-        .or_else(|| crate::header_task(&code))
+        .or_else(|| Header::parse(&code).task())
         .unwrap_or_else(|| "mqar".to_string());
     if !TASK_NAMES.contains(&task.as_str()) {
         return Err(UsageError(format!(
@@ -98,7 +91,9 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     if let Some(lr) = args.learning_rate {
         train.learning_rate = lr;
     }
-    train.validate().map_err(UsageError)?;
+    train
+        .validate()
+        .map_err(|e| UsageError(format!("training config: {e}")))?;
     let job = Job {
         id: args.file.display().to_string(),
         code,
@@ -117,7 +112,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_secs_f64(args.timeout),
         memory_mb: args.memory_limit,
     };
-    let mut evaluator = Evaluator::new(worker_command()?);
+    let mut evaluator = Evaluator::new(super::worker_command()?);
     let mut progress = |p: Progress| {
         eprintln!(
             "step {:>6}  loss {:>8.4}  {:>3.0}%  {:.1} s",
@@ -127,7 +122,9 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             p.elapsed
         );
     };
-    let result = evaluator.evaluate(&job, limits, &mut progress);
+    let result = evaluator
+        .evaluate(&job, limits, &mut progress)
+        .map_err(|e| anyhow::anyhow!("{e}; {}", e.fix()))?;
     if args.json {
         let mut out = std::io::stdout().lock();
         serde_json::to_writer(&mut out, &result)?;
@@ -157,8 +154,8 @@ fn print_result(file: &Path, r: &EvalResult) {
         println!("{k:<13} {v:.4}");
     }
     if r.status == Status::Ok || r.status == Status::Diverged {
-        println!("params        {}", crate::format::grouped(r.params));
-        println!("flops         {}", crate::format::grouped(r.flops));
+        println!("params        {}", autoarch_agent::text::grouped(r.params));
+        println!("flops         {}", autoarch_agent::text::grouped(r.flops));
         println!("steps         {}", r.steps);
         println!("throughput    {:.1} samples/s", r.throughput);
     }

@@ -1,12 +1,11 @@
 //! What the review commands print: tables for people, JSON for machines.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use autoarch_archive::{direction, Archive, Candidate, Direction, Evaluation, Listed, Summary};
 use serde_json::{json, Value};
 
-use crate::format::grouped;
+use autoarch_agent::text::{curve_summary, grouped};
 
 /// How `ls` filters and orders.
 #[derive(Default)]
@@ -146,63 +145,6 @@ pub fn table(rows: &[Listed], extra_metric: Option<&str>) -> String {
     out
 }
 
-/// A one-line picture of a curve: its minimum, its last value and a sparkline.
-pub fn curve_summary(curve: &[(u64, f64)]) -> String {
-    if curve.is_empty() {
-        return "no curve".to_string();
-    }
-    let values: Vec<f64> = curve
-        .iter()
-        .map(|p| p.1)
-        .filter(|v| v.is_finite())
-        .collect();
-    let (min, max) = min_max(&values);
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let spark: String = values
-        .iter()
-        .map(|v| {
-            let t = if max > min {
-                (v - min) / (max - min)
-            } else {
-                0.0
-            };
-            BARS[((t * 7.0).round() as usize).min(7)]
-        })
-        .collect();
-    format!("{}  {spark}", curve_line(curve))
-}
-
-fn min_max(values: &[f64]) -> (f64, f64) {
-    values
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(*v), hi.max(*v))
-        })
-}
-
-/// A training curve in words (no sparkline), as prompts show it.
-pub fn curve_line(curve: &[(u64, f64)]) -> String {
-    if curve.is_empty() {
-        return "no curve".to_string();
-    }
-    let values: Vec<f64> = curve
-        .iter()
-        .map(|p| p.1)
-        .filter(|v| v.is_finite())
-        .collect();
-    let (min, _) = min_max(&values);
-    let (first, last) = (curve[0], curve[curve.len() - 1]);
-    format!(
-        "{} points, steps {}..{}: loss {:.4} -> {:.4} (min {:.4})",
-        curve.len(),
-        first.0,
-        last.0,
-        first.1,
-        last.1,
-        min
-    )
-}
-
 fn when(ms: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
         .to_string()
@@ -250,6 +192,18 @@ pub fn show(c: &Candidate, s: &Summary, evaluations: &[Evaluation], children: &[
     if !c.tags.is_empty() {
         let _ = writeln!(out, "  tags         {}", c.tags.join(", "));
     }
+    out.push_str(&llm_calls(c));
+    out.push_str(&results(s, evaluations));
+    if !c.motivation.is_empty() {
+        let _ = writeln!(out, "\nmotivation\n  {}", c.motivation);
+    }
+    let _ = writeln!(out, "\ncode\n{}", c.code.trim_end());
+    out
+}
+
+/// A candidate's LLM cost and calls.
+fn llm_calls(c: &Candidate) -> String {
+    let mut out = String::new();
     if c.tokens.prompt + c.tokens.completion > 0 || c.cost_usd > 0.0 {
         let _ = writeln!(
             out,
@@ -278,6 +232,12 @@ pub fn show(c: &Candidate, s: &Summary, evaluations: &[Evaluation], children: &[
             }
         }
     }
+    out
+}
+
+/// A candidate's metrics and evaluations.
+fn results(s: &Summary, evaluations: &[Evaluation]) -> String {
+    let mut out = String::new();
     if !s.metrics.is_empty() {
         let _ = writeln!(out, "  metrics");
         for (k, v) in &s.metrics {
@@ -310,10 +270,6 @@ pub fn show(c: &Candidate, s: &Summary, evaluations: &[Evaluation], children: &[
             }
         }
     }
-    if !c.motivation.is_empty() {
-        let _ = writeln!(out, "\nmotivation\n  {}", c.motivation);
-    }
-    let _ = writeln!(out, "\ncode\n{}", c.code.trim_end());
     out
 }
 
@@ -385,62 +341,4 @@ pub fn diff(a: &Candidate, b: &Candidate) -> String {
             &format!("{} {}", b.id, b.name),
         )
         .to_string()
-}
-
-/// What a seed file's header says: `# name:`, `# idea:` (continued on indented comment lines),
-/// `# task:`.
-pub fn seed_header(source: &str) -> BTreeMap<String, String> {
-    let mut fields: BTreeMap<String, String> = BTreeMap::new();
-    let mut current: Option<String> = None;
-    for line in source.lines() {
-        let Some(comment) = line.trim_start().strip_prefix('#') else {
-            if line.trim().is_empty() {
-                continue;
-            }
-            break;
-        };
-        let text = comment.trim();
-        match text.split_once(':') {
-            Some((key, value))
-                if !key.is_empty()
-                    && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-            {
-                fields.insert(key.to_string(), value.trim().to_string());
-                current = Some(key.to_string());
-            }
-            _ => {
-                if let Some(key) = &current {
-                    let entry = fields.entry(key.clone()).or_default();
-                    entry.push(' ');
-                    entry.push_str(text);
-                }
-            }
-        }
-    }
-    fields
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seed_headers_join_continued_lines() {
-        let h = seed_header(
-            "# name: X\n# idea: one\n#       two\n# task: mqar\n\nD = 1\n# note: not header\n",
-        );
-        assert_eq!(h["name"], "X");
-        assert_eq!(h["idea"], "one two");
-        assert_eq!(h["task"], "mqar");
-        assert!(!h.contains_key("note"));
-    }
-
-    #[test]
-    fn curve_summary_reads_at_a_glance() {
-        let s = curve_summary(&[(0, 2.0), (10, 1.0), (20, 0.5)]);
-        assert_eq!(
-            s,
-            "3 points, steps 0..20: loss 2.0000 -> 0.5000 (min 0.5000)  █▃▁"
-        );
-    }
 }

@@ -11,8 +11,8 @@ use anyhow::Context;
 use autoarch_archive::{Archive, ProposerKind, Status};
 use serde_json::json;
 
-use crate::review::{self, ListOptions};
-use crate::UsageError;
+use super::render::{self, ListOptions};
+use super::UsageError;
 
 fn open_review(dir: &Path) -> anyhow::Result<Archive> {
     let (archive, notice) = Archive::open_for_review(dir)?;
@@ -71,7 +71,7 @@ pub fn ls(dir: &Path, args: LsArgs) -> anyhow::Result<ExitCode> {
     } = args;
     let archive = open_review(dir)?;
     let sort_metric = sort.clone();
-    let rows = review::select(
+    let rows = render::select(
         archive.list()?,
         &ListOptions {
             sort,
@@ -84,7 +84,7 @@ pub fn ls(dir: &Path, args: LsArgs) -> anyhow::Result<ExitCode> {
     );
     if json {
         print_json(&serde_json::Value::Array(
-            rows.iter().map(review::listed_json).collect(),
+            rows.iter().map(render::listed_json).collect(),
         ))?;
     } else if rows.is_empty() {
         println!(
@@ -94,7 +94,7 @@ pub fn ls(dir: &Path, args: LsArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default()
         );
     } else {
-        print!("{}", review::table(&rows, sort_metric.as_deref()));
+        print!("{}", render::table(&rows, sort_metric.as_deref()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -112,9 +112,9 @@ pub fn show(dir: &Path, id: u64, json: bool) -> anyhow::Result<ExitCode> {
     let evaluations = archive.evaluations(id)?;
     let children = archive.children(id)?;
     if json {
-        print_json(&review::show_json(&c, &s, &evaluations, &children))?;
+        print_json(&render::show_json(&c, &s, &evaluations, &children))?;
     } else {
-        print!("{}", review::show(&c, &s, &evaluations, &children));
+        print!("{}", render::show(&c, &s, &evaluations, &children));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -122,14 +122,14 @@ pub fn show(dir: &Path, id: u64, json: bool) -> anyhow::Result<ExitCode> {
 pub fn lineage(dir: &Path, id: u64) -> anyhow::Result<ExitCode> {
     let archive = open_review(dir)?;
     candidate(&archive, id)?;
-    print!("{}", review::lineage(&archive, id)?);
+    print!("{}", render::lineage(&archive, id)?);
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn diff(dir: &Path, a: u64, b: u64) -> anyhow::Result<ExitCode> {
     let archive = open_review(dir)?;
     let (a, b) = (candidate(&archive, a)?, candidate(&archive, b)?);
-    let text = review::diff(&a, &b);
+    let text = render::diff(&a, &b);
     if text.is_empty() {
         println!("candidates {} and {} have the same code", a.id, b.id);
     } else {

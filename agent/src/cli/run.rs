@@ -1,22 +1,25 @@
-//! `autoarch run`, `autoarch init` and `autoarch report`: the campaign commands.
+//! `autoarch run` and `autoarch init`: campaigns from the command line, with a progress bar
+//! (or one line per event when stderr is not a terminal) drawn from the run's events.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
-use autoarch_archive::Archive;
-use autoarch_sandbox::isolate::ChildCommand;
+use autoarch_agent::campaign::{self, Campaign, Parts, RunEvent, RunSummary, Stop, Stored};
+use autoarch_agent::config::{
+    CampaignConfig, OnUnreachable, Overrides, ProposerChoice, StrategyChoice, DEFAULT_TOML,
+};
+use autoarch_agent::machine::{IsolatedTracer, ProcessPool};
+use autoarch_agent::propose::llm::LlmProposer;
+use autoarch_agent::propose::mutation::MutationProposer;
+use autoarch_agent::propose::Proposer;
+use autoarch_agent::text::minutes;
+use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::campaign::{Campaign, RunSummary, Stop};
-use crate::config::{CampaignConfig, OnUnreachable, Overrides, ProposerChoice, DEFAULT_TOML};
-use crate::llm::LlmProposer;
-use crate::mutation::MutationProposer;
-use crate::proposer::Proposer;
-use crate::UsageError;
-
-/// The hidden subcommand that runs one trace in an isolated child process.
-pub const TRACE_CHILD: &str = "__trace-child";
+use super::UsageError;
 
 /// The log file a campaign writes inside its archive directory.
 pub const LOG_FILE: &str = "campaign.log";
@@ -33,6 +36,9 @@ pub struct RunArgs {
     pub data: Option<PathBuf>,
     #[arg(long, value_enum)]
     pub proposer: Option<ProposerChoice>,
+    /// The search strategy (replaces `[search] strategy`).
+    #[arg(long, value_enum)]
+    pub search: Option<StrategyChoice>,
     #[arg(long)]
     pub llm_base_url: Option<String>,
     #[arg(long)]
@@ -54,14 +60,6 @@ pub struct RunArgs {
     pub steps: Option<u64>,
 }
 
-/// The trace child: this very binary.
-pub fn trace_child() -> anyhow::Result<ChildCommand> {
-    Ok(ChildCommand {
-        program: std::env::current_exe().context("locating the autoarch binary")?,
-        args: vec![TRACE_CHILD.to_string()],
-    })
-}
-
 /// The configuration `autoarch run` would use.
 pub fn resolve(args: &RunArgs, archive: Option<&Path>) -> anyhow::Result<CampaignConfig> {
     let mut config = match &args.config {
@@ -74,6 +72,7 @@ pub fn resolve(args: &RunArgs, archive: Option<&Path>) -> anyhow::Result<Campaig
             task: args.task.clone(),
             data: args.data.clone(),
             proposer: args.proposer,
+            search: args.search,
             llm_base_url: args.llm_base_url.clone(),
             llm_model: args.llm_model.clone(),
             max_candidates: args.max_candidates,
@@ -85,23 +84,14 @@ pub fn resolve(args: &RunArgs, archive: Option<&Path>) -> anyhow::Result<Campaig
         .map_err(|e| UsageError(e.to_string()))?;
     // Seeds that are not there are a config error: refuse them before anything is created.
     for seed in &config.seeds {
-        let missing = match seed.strip_prefix("library:") {
-            Some(name) => crate::seeds::by_name(name).is_none(),
-            None => seed != "library" && !Path::new(seed).is_file(),
-        };
-        if missing {
-            let known: Vec<&str> = crate::seeds::LIBRARY.iter().map(|(n, _)| *n).collect();
-            return Err(UsageError(format!(
-                "`seeds` names {seed:?}, which does not exist (library seeds: {})",
-                known.join(", ")
-            ))
-            .into());
-        }
+        seed.check_exists()
+            .map_err(|e| UsageError(format!("`seeds`: {e}")))?;
     }
     Ok(config)
 }
 
-fn proposer(config: &CampaignConfig) -> anyhow::Result<Arc<dyn Proposer>> {
+/// The proposer the config asks for.
+pub fn proposer(config: &CampaignConfig) -> anyhow::Result<Arc<dyn Proposer>> {
     match config.proposer.kind {
         ProposerChoice::Mutation => Ok(Arc::new(MutationProposer {
             max_edits: config.proposer.max_edits,
@@ -124,7 +114,7 @@ fn fallback(config: &CampaignConfig) -> Option<Arc<dyn Proposer>> {
 }
 
 /// Sends the campaign's tracing log to `campaign.log` in the archive directory.
-fn start_log(dir: &Path) -> anyhow::Result<()> {
+pub fn start_log(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(LOG_FILE);
     let file = std::fs::OpenOptions::new()
@@ -142,69 +132,204 @@ fn start_log(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+/// A campaign with the real machine: worker processes and the isolated trace child.
+pub fn campaign(config: CampaignConfig, proposer: Arc<dyn Proposer>) -> anyhow::Result<Campaign> {
+    let (task, archive) = campaign::open(&config)?;
+    let workers = config.evaluation.workers;
+    Ok(Campaign::new(
+        config,
+        archive,
+        task,
+        Parts {
+            proposer,
+            evaluator: Arc::new(ProcessPool::new(super::worker_command()?, workers)),
+            tracer: Arc::new(IsolatedTracer {
+                child: super::trace_child()?,
+            }),
+        },
+    ))
+}
+
+/// Runs a campaign future with Ctrl-C wired to the campaign's interrupt.
+pub fn run_interruptible<T>(
+    campaign: &Campaign,
+    work: impl std::future::Future<Output = T>,
+) -> anyhow::Result<T> {
+    let interrupt = campaign.interrupt.clone();
+    super::runtime()?.block_on(async move {
+        // Registered now, so a Ctrl-C at any point from here on is a clean stop.
+        let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("listening for Ctrl-C")?;
+        tokio::spawn(async move {
+            if sigint.recv().await.is_some() {
+                interrupt.trigger();
+            }
+        });
+        Ok(work.await)
+    })
+}
+
+fn print_llm(config: &CampaignConfig) {
+    let l = &config.llm;
+    let models: Vec<String> = l.model_choices().into_iter().map(|m| m.name).collect();
+    let key = if autoarch_agent::propose::llm::api_key(l).is_some() {
+        ""
+    } else {
+        ": not set, none sent"
+    };
+    eprintln!(
+        "llm proposer: {} at {} (key from ${}{key})",
+        models.join(", "),
+        l.base_url.as_deref().unwrap_or(""),
+        l.api_key_env,
+    );
 }
 
 pub fn run(args: RunArgs, archive: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = resolve(&args, archive)?;
     let proposer = proposer(&config)?;
     let fallback = fallback(&config);
-    start_log(&config.archive)?;
     let dir = config.archive.clone();
-    let mut campaign = Campaign::prepare(
-        config,
-        proposer,
-        crate::eval_cmd::worker_command()?,
-        trace_child()?,
-    )?;
+    // The task is loaded (and so checked) before the archive or its log is created.
+    let mut campaign = campaign(config, proposer)?;
+    start_log(&dir)?;
     campaign.fallback = fallback;
-    if campaign.config.proposer.kind == ProposerChoice::Llm {
-        let l = &campaign.config.llm;
-        eprintln!(
-            "llm proposer: {} at {} (key from ${}{})",
-            l.model_choices()
-                .iter()
-                .map(|m| m.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            l.base_url.as_deref().unwrap_or(""),
-            l.api_key_env,
-            if crate::llm::api_key(l).is_some() {
-                ""
-            } else {
-                ": not set, none sent"
-            }
-        );
+    let progress = Progress::new(std::io::stderr().is_terminal());
+    campaign.observer = progress.observer();
+    let c = &campaign.config;
+    if c.proposer.kind == ProposerChoice::Llm {
+        print_llm(c);
     }
     eprintln!(
-        "campaign {:?} on {} · archive {} · {} workers · log {}",
-        campaign.config.name,
-        campaign.config.task.name,
+        "campaign {:?} on {} · {} search · archive {} · {} workers · log {}",
+        c.name,
+        c.task.name,
+        c.search.strategy.as_str(),
         dir.display(),
-        campaign.config.evaluation.workers,
+        c.evaluation.workers,
         dir.join(LOG_FILE).display()
     );
-    let summary = runtime()?.block_on(campaign.run())?;
-    print_summary(
-        &campaign.config,
-        &summary,
-        archive.is_some() || campaign.config.archive != Path::new("autoarch-archive"),
-    );
+    let summary = run_interruptible(&campaign, campaign.run())??;
+    progress.finish();
+    let custom_archive =
+        archive.is_some() || campaign.config.archive != Path::new("autoarch-archive");
+    print_summary(&campaign.config, &summary, custom_archive);
+    if summary.stop.is_failure() {
+        eprintln!("error: {}", summary.stop.describe());
+    }
     Ok(match summary.stop {
         Stop::Finished | Stop::Budget(_) => ExitCode::SUCCESS,
         Stop::Interrupted => ExitCode::from(130),
-        Stop::Proposer(_) => ExitCode::FAILURE,
+        _ => ExitCode::FAILURE,
     })
 }
 
-fn minutes(s: f64) -> String {
-    let s = s.round() as u64;
-    format!("{}m {:02}s", s / 60, s % 60)
+/// Draws a run's events: a bar with news above it on a terminal, one line per event otherwise.
+#[derive(Clone)]
+pub struct Progress {
+    bar: ProgressBar,
+    terminal: bool,
+}
+
+impl Progress {
+    pub fn new(terminal: bool) -> Progress {
+        let bar = if terminal {
+            ProgressBar::no_length()
+        } else {
+            ProgressBar::hidden()
+        };
+        Progress { bar, terminal }
+    }
+
+    pub fn observer(&self) -> campaign::Observer {
+        let me = self.clone();
+        Arc::new(move |e| me.draw(e))
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+
+    fn say(&self, line: &str) {
+        if self.terminal {
+            self.bar.println(line);
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn start(&self, total: Option<u64>) {
+        if !self.terminal {
+            return;
+        }
+        let template = match total {
+            Some(n) => {
+                self.bar.set_length(n);
+                "{spinner} {elapsed_precise} [{bar:24}] {pos}/{len} candidates, ETA {eta}  {msg}"
+            }
+            None => "{spinner} {elapsed_precise} {pos} candidates  {msg}",
+        };
+        self.bar.set_style(
+            ProgressStyle::with_template(template)
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        self.bar.enable_steady_tick(Duration::from_millis(200));
+    }
+
+    fn draw(&self, e: &RunEvent) {
+        match e {
+            RunEvent::Started { total, .. } => self.start(*total),
+            RunEvent::Selected { .. } => {}
+            RunEvent::Stored {
+                id, name, stored, ..
+            } => {
+                self.say(&format!("#{id} {name}: {}", stored.as_str()));
+                if *stored != Stored::Queued {
+                    self.bar.inc(1);
+                }
+            }
+            RunEvent::Evaluated {
+                id,
+                name,
+                fidelity,
+                seed,
+                status,
+                score,
+                message,
+            } => {
+                let detail = match (score, message) {
+                    (Some(s), _) => format!(" score {s:.4}"),
+                    (None, Some(m)) => format!(" ({})", m.lines().next().unwrap_or("")),
+                    (None, None) => String::new(),
+                };
+                let status = status.as_str();
+                self.say(&format!(
+                    "#{id} {name} [fidelity {fidelity}, seed {seed}]: {status}{detail}"
+                ));
+                if *fidelity == 0 {
+                    self.bar.inc(1);
+                }
+            }
+            RunEvent::Promoted { id, runs, factor } => self.say(&format!(
+                "#{id} promoted: {runs} runs at {factor}× the budget"
+            )),
+            RunEvent::Insight(text) => self.say(&format!("insight: {text}")),
+            RunEvent::Note(line) => self.say(line),
+            RunEvent::Progress {
+                running,
+                done,
+                failed,
+                duplicates,
+                best,
+            } => {
+                let best = best.map_or("-".into(), |(id, s)| format!("{s:.4} (#{id})"));
+                self.bar.set_message(format!(
+                    "running {running} · done {done} · failed {failed} · dup {duplicates} · best {best}"
+                ));
+            }
+        }
+    }
 }
 
 fn print_summary(config: &CampaignConfig, s: &RunSummary, custom_archive: bool) {
@@ -288,65 +413,5 @@ pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         args.file.display(),
         args.file.display()
     );
-    Ok(ExitCode::SUCCESS)
-}
-
-#[derive(clap::Args, Debug)]
-pub struct ReportArgs {
-    /// Evaluate N candidates sampled at random from the proposer's space (no selection) first,
-    /// when the archive holds fewer; they are the baseline the best is compared with.
-    #[arg(long, value_name = "N")]
-    pub random_baseline: Option<usize>,
-    /// Write the markdown here instead of stdout.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-}
-
-pub fn report(args: ReportArgs, dir: &Path) -> anyhow::Result<ExitCode> {
-    let text = if let Some(n) = args.random_baseline {
-        // Opening for writing would create an empty archive where there is none.
-        if !dir.join("db").exists() {
-            anyhow::bail!(
-                "no archive at {}: run a campaign first, or pass --archive DIR",
-                dir.display()
-            );
-        }
-        let archive = Archive::open(dir)?;
-        let record = archive
-            .campaigns()?
-            .into_iter()
-            .next()
-            .with_context(|| format!("{} holds no campaign: run one first", dir.display()))?;
-        let mut config: CampaignConfig = serde_json::from_value(record.config)
-            .context("reading the campaign's stored configuration")?;
-        config.archive = dir.to_path_buf();
-        drop(archive);
-        start_log(dir)?;
-        let campaign = Campaign::prepare(
-            config.clone(),
-            proposer(&config).unwrap_or_else(|_| {
-                Arc::new(MutationProposer {
-                    max_edits: config.proposer.max_edits,
-                })
-            }),
-            crate::eval_cmd::worker_command()?,
-            trace_child()?,
-        )?;
-        runtime()?.block_on(campaign.random_baseline(n))?;
-        crate::report::render(&campaign.archive)?
-    } else {
-        let (archive, note) = Archive::open_for_review(dir)?;
-        if let Some(note) = note {
-            eprintln!("note: {note}");
-        }
-        crate::report::render(&archive)?
-    };
-    match args.out {
-        Some(path) => {
-            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("wrote {}", path.display());
-        }
-        None => print!("{text}"),
-    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,17 +1,32 @@
-//! The proposer interface: what the loop hands a proposer, and what it gets back.
+//! Proposers: where new architecture code comes from. The loop hands a [`Proposer`] a
+//! [`ProposalContext`] (task, limits, the parent and inspirations a search strategy chose,
+//! recent failures, insights) and gets a [`Proposal`] back: code, code with its trace, or a
+//! typed failure. The loop traces what was not traced, deduplicates and evaluates.
+//!
+//! - [`mutation`]: offline structural edits of the parent's source.
+//! - [`llm`]: an OpenAI-compatible model, with repair rounds on diagnostics.
+//! - [`prompts`]: the LLM's templates.
 
+pub mod llm;
+pub mod mutation;
+pub mod prompts;
+
+use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use autoarch_archive::{Candidate, CandidateId, LlmCall, ProposerKind, Summary, Tokens};
-use autoarch_sandbox::{Limits, TaskShape};
+use autoarch_sandbox::{Limits, TaskShape, TraceConfig, TraceOutcome};
+
+use crate::machine::{MachineError, Trace};
 
 /// An archived design shown to a proposer, with how it did.
 #[derive(Clone, Debug)]
 pub struct Shown {
     pub candidate: Candidate,
     pub summary: Summary,
-    /// The short-budget training curve in words (`review::curve_line`), empty before training.
+    /// The short-budget training curve in words ([`crate::text::curve_line`]), empty before
+    /// training.
     pub curve: String,
 }
 
@@ -23,12 +38,32 @@ pub struct Failure {
     pub reason: String,
 }
 
-/// Traces code the way the loop will (in a child process, under the campaign's limits), so a
-/// proposer can repair what does not trace before handing it over.
-#[async_trait]
-pub trait Checker: Send + Sync + std::fmt::Debug {
-    /// `Err` holds the rendered diagnostics.
-    async fn check(&self, code: &str) -> Result<(), String>;
+/// Traces code the way the loop will (under the campaign's limits, in the trace child), so a
+/// proposer can repair what does not trace before handing it over, and hand over the trace so
+/// that the loop does not trace it again.
+#[derive(Clone)]
+pub struct Checker {
+    tracer: Arc<dyn Trace>,
+    config: TraceConfig,
+}
+
+impl fmt::Debug for Checker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checker")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checker {
+    pub fn new(tracer: Arc<dyn Trace>, config: TraceConfig) -> Checker {
+        Checker { tracer, config }
+    }
+
+    /// The trace (graph or diagnostics); `Err` when the tracer itself failed.
+    pub async fn check(&self, code: &str) -> Result<TraceOutcome, MachineError> {
+        self.tracer.trace(code, &self.config).await
+    }
 }
 
 /// Everything a proposer may use for one proposal.
@@ -37,13 +72,50 @@ pub struct ProposalContext {
     pub task: TaskShape,
     pub limits: Limits,
     pub parent: Shown,
-    /// Top-scoring and diverse designs other than the parent.
+    /// Top-scoring and diverse designs other than the parent (crossover partners).
     pub inspirations: Vec<Shown>,
     pub failures: Vec<Failure>,
     pub insights: Vec<String>,
     /// Seeds this proposal's randomness (proposals are reproducible from the archive).
     pub seed: u64,
-    pub checker: Arc<dyn Checker>,
+    pub checker: Checker,
+}
+
+/// Why a proposal has no usable code: a headline (one line) and the detail (diagnostics, the
+/// answer's problem), as stored with the candidate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unusable {
+    pub headline: String,
+    pub detail: String,
+}
+
+impl fmt::Display for Unusable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.detail.is_empty() {
+            f.write_str(&self.headline)
+        } else {
+            write!(f, "{}\n{}", self.headline, self.detail)
+        }
+    }
+}
+
+/// The code of a proposal, and how far it got.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Draft {
+    /// Code for the loop to trace.
+    Code(String),
+    /// Code the proposer traced already (each proposal is traced once).
+    Traced { code: String, outcome: TraceOutcome },
+    /// No usable code: what there is (possibly nothing) and why.
+    Unusable { code: String, why: Unusable },
+}
+
+impl Draft {
+    pub fn code(&self) -> &str {
+        match self {
+            Draft::Code(code) | Draft::Traced { code, .. } | Draft::Unusable { code, .. } => code,
+        }
+    }
 }
 
 /// A proposed design.
@@ -51,20 +123,28 @@ pub struct ProposalContext {
 pub struct Proposal {
     pub name: String,
     pub motivation: String,
-    /// Empty when no usable code came (the candidate is then stored as untraced, with why).
-    pub code: String,
     pub parents: Vec<CandidateId>,
+    /// The model that wrote it (LLM proposers).
     pub model: Option<String>,
-    pub prompt: Option<String>,
-    pub response: Option<String>,
-    pub tokens: Tokens,
-    pub cost_usd: f64,
-    /// The LLM calls behind it, in order (none for the mutation proposer).
+    /// The LLM calls behind it, in order (none for the mutation proposer). Its tokens and
+    /// cost are theirs.
     pub calls: Vec<LlmCall>,
-    /// Why the proposal is not usable, when the proposer knows (an answer it could not read,
-    /// edits that do not apply, code still failing after the repair rounds). Stored as the
-    /// candidate's failure reason.
-    pub failure: Option<String>,
+    pub draft: Draft,
+}
+
+impl Proposal {
+    /// The tokens of its calls.
+    pub fn tokens(&self) -> Tokens {
+        self.calls.iter().fold(Tokens::default(), |t, c| Tokens {
+            prompt: t.prompt + c.tokens.prompt,
+            completion: t.completion + c.tokens.completion,
+        })
+    }
+
+    /// The cost of its calls, in US dollars.
+    pub fn cost_usd(&self) -> f64 {
+        self.calls.iter().map(|c| c.cost_usd).sum()
+    }
 }
 
 /// What the loop hands an analysis: results so far, and what was already concluded.
@@ -93,6 +173,22 @@ pub enum ProposeError {
     /// The proposer cannot work (e.g. its server is gone); the campaign stops or falls back.
     #[error("the proposer is unavailable: {0}")]
     Unavailable(String),
+    /// The machine cannot trace (the campaign stops; no fallback helps). `calls` holds the LLM
+    /// calls already made for the proposal: they cost tokens, so the loop accounts for them.
+    #[error("{error}")]
+    Machine {
+        error: MachineError,
+        calls: Vec<LlmCall>,
+    },
+}
+
+impl From<MachineError> for ProposeError {
+    fn from(error: MachineError) -> ProposeError {
+        ProposeError::Machine {
+            error,
+            calls: Vec::new(),
+        }
+    }
 }
 
 /// A source of new architecture code. The loop traces, deduplicates and evaluates what it

@@ -12,10 +12,10 @@ use serde::Serialize;
 
 /// The templates, by file name, with their built-in text.
 pub const TEMPLATES: [(&str, &str); 4] = [
-    ("system.j2", include_str!("../../prompts/system.j2")),
-    ("propose.j2", include_str!("../../prompts/propose.j2")),
-    ("repair.j2", include_str!("../../prompts/repair.j2")),
-    ("analyze.j2", include_str!("../../prompts/analyze.j2")),
+    ("system.j2", include_str!("../../../prompts/system.j2")),
+    ("propose.j2", include_str!("../../../prompts/propose.j2")),
+    ("repair.j2", include_str!("../../../prompts/repair.j2")),
+    ("analyze.j2", include_str!("../../../prompts/analyze.j2")),
 ];
 
 /// A prompt template could not be read, compiled or rendered.

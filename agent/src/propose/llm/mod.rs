@@ -9,18 +9,20 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use autoarch_archive::{LlmCall, ProposerKind, Tokens};
+use autoarch_sandbox::TraceOutcome;
 use autoarch_sandbox::{Limits, TaskShape};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 use crate::config::{LlmConfig, ModelChoice, Price, Reference, StructuredOutput};
-use crate::prompts::{
+use crate::propose::prompts::{
     AnalyzeVars, Constant, DesignCard, FailureCard, LimitsCard, Metric, Prompts, ProposeVars,
     RepairVars, SystemVars, TaskCard,
 };
-use crate::proposer::{
-    Analysis, AnalysisContext, Proposal, ProposalContext, ProposeError, Proposer, Shown,
+use crate::propose::{
+    Analysis, AnalysisContext, Draft, Proposal, ProposalContext, ProposeError, Proposer, Shown,
+    Unusable,
 };
 use answer::{apply_edits, parse_answer, parse_insight, Body};
 use client::{CallError, ChatAnswer, ChatRequest, ClientSettings, LlmClient, Mode};
@@ -274,6 +276,220 @@ fn name_of(given: &str, fallback: &str) -> String {
     }
 }
 
+/// What one proposal's rounds have produced so far.
+#[derive(Default)]
+struct Rounds {
+    calls: Vec<LlmCall>,
+    name: String,
+    motivation: String,
+    /// The code the next edits apply to (the parent's, then the model's last).
+    base: String,
+    /// The last code the model gave, and its trace.
+    code: String,
+    traced: Option<TraceOutcome>,
+    /// Why the last answer is not usable (none once it traced).
+    failure: Option<Unusable>,
+}
+
+impl Rounds {
+    fn fail(&mut self, headline: &str, detail: impl Into<String>) {
+        self.failure = Some(Unusable {
+            headline: headline.to_string(),
+            detail: detail.into(),
+        });
+        self.traced = None;
+    }
+
+    /// The proposal: traced code, or what is left with why it is unusable. Code that only
+    /// failed to trace is kept as written, so that its diagnostics can be read with it.
+    fn into_proposal(self, parent: &autoarch_archive::Candidate, model: String) -> Proposal {
+        let repairs = self.calls.len().saturating_sub(1);
+        let draft = match (self.failure, self.traced) {
+            (None, Some(outcome)) => Draft::Traced {
+                code: self.code,
+                outcome,
+            },
+            (failure, _) => {
+                let mut why = failure.unwrap_or_else(|| Unusable {
+                    headline: "no code".into(),
+                    detail: String::new(),
+                });
+                let keep = why.headline == "the code does not trace";
+                if repairs > 0 {
+                    let s = if repairs == 1 { "" } else { "s" };
+                    why.headline = format!("{} (after {repairs} repair round{s})", why.headline);
+                }
+                Draft::Unusable {
+                    code: if keep { self.code } else { String::new() },
+                    why,
+                }
+            }
+        };
+        Proposal {
+            name: name_of(&self.name, &parent.name),
+            motivation: self.motivation,
+            parents: vec![parent.id],
+            model: Some(model),
+            calls: self.calls,
+            draft,
+        }
+    }
+}
+
+impl LlmProposer {
+    /// The user message of a round: the proposal prompt first, then repairs.
+    fn round_prompt(
+        &self,
+        ctx: &ProposalContext,
+        rounds: &Rounds,
+        round: u32,
+        mode: Mode,
+    ) -> Result<String, ProposeError> {
+        let task = task_card(&ctx.task);
+        let limits = limits_card(&ctx.limits);
+        let rendered = if round == 0 {
+            self.prompts.propose(&ProposeVars {
+                task: &task,
+                limits: &limits,
+                mode: mode.as_str(),
+                parent: design_card(&ctx.parent, String::new()),
+                inspirations: ctx
+                    .inspirations
+                    .iter()
+                    .map(|s| design_card(s, String::new()))
+                    .collect(),
+                failures: ctx
+                    .failures
+                    .iter()
+                    .map(|f| FailureCard {
+                        name: f.name.clone(),
+                        reason: f.reason.clone(),
+                        code: f.code.clone(),
+                    })
+                    .collect(),
+                insights: ctx.insights.clone(),
+            })
+        } else {
+            let failure = rounds.failure.clone().unwrap_or(Unusable {
+                headline: String::new(),
+                detail: String::new(),
+            });
+            self.prompts.repair(&RepairVars {
+                task: &task,
+                limits: &limits,
+                mode: mode.as_str(),
+                name: rounds.name.clone(),
+                code: rounds.base.clone(),
+                problem: failure.headline,
+                diagnostics: failure.detail,
+                round,
+                rounds: self.repair_rounds,
+            })
+        };
+        rendered.map_err(|e| ProposeError::Unavailable(e.to_string()))
+    }
+
+    /// Reads an answer into code: whole code, or edits applied to the last code.
+    fn read_answer(&self, answer: &ChatAnswer, rounds: &mut Rounds) -> Result<String, Unusable> {
+        let unusable = |headline: &str, detail: String| Unusable {
+            headline: headline.to_string(),
+            detail,
+        };
+        let a = parse_answer(&answer.content, answer.finish_reason.as_deref())
+            .map_err(|why| unusable("the answer cannot be used", why))?;
+        if !a.name.trim().is_empty() {
+            rounds.name = a.name.clone();
+        }
+        if !a.motivation.trim().is_empty() {
+            rounds.motivation = a.motivation.clone();
+        }
+        match a.body {
+            Body::Code(c) => Ok(c),
+            Body::Edits(edits) => apply_edits(&rounds.base, &edits, FILE)
+                .map_err(|d| unusable("its edits do not apply", d)),
+        }
+    }
+
+    /// One call and what came of it. `Ok(true)` when the proposal is done (traced, or a call
+    /// failed in a way no repair helps).
+    async fn round(
+        &self,
+        ctx: &ProposalContext,
+        model: &str,
+        round: u32,
+        rounds: &mut Rounds,
+    ) -> Result<bool, ProposeError> {
+        let mode = self.client.mode();
+        let system = self.system(&task_card(&ctx.task), &limits_card(&ctx.limits), mode)?;
+        let user = self.round_prompt(ctx, rounds, round, mode)?;
+        let purpose = if round == 0 { "propose" } else { "repair" };
+        let (mut call, result) = self
+            .ask(
+                purpose,
+                model,
+                system,
+                user,
+                proposal_schema(),
+                "architecture",
+            )
+            .await;
+        let answer = match result {
+            Ok(a) => a,
+            Err(CallError::Rejected(why, _)) => {
+                rounds.calls.push(call);
+                rounds.fail("the LLM call was rejected", why);
+                return Ok(true);
+            }
+            // The endpoint is gone or misconfigured: a first call ends the proposal (the loop
+            // stops or falls back); a repair keeps what was asked so far.
+            Err(e) if round == 0 => {
+                rounds.calls.push(call);
+                return Err(ProposeError::Unavailable(e.to_string()));
+            }
+            Err(e) => {
+                rounds.calls.push(call);
+                rounds.fail("the repair call failed", e.to_string());
+                return Ok(true);
+            }
+        };
+        match self.read_answer(&answer, rounds) {
+            Err(why) => {
+                call.outcome = format!("{}: {}", why.headline, why.detail.replace('\n', " "));
+                rounds.failure = Some(why);
+                rounds.traced = None;
+            }
+            Ok(code) => {
+                rounds.code = code.clone();
+                rounds.base = code;
+                let outcome = match ctx.checker.check(&rounds.code).await {
+                    Ok(outcome) => outcome,
+                    Err(error) => {
+                        call.outcome = format!("not traced: {error}");
+                        rounds.calls.push(call);
+                        let calls = std::mem::take(&mut rounds.calls);
+                        return Err(ProposeError::Machine { error, calls });
+                    }
+                };
+                match &outcome {
+                    TraceOutcome::Ok(_) => {
+                        call.outcome = "traced".into();
+                        rounds.failure = None;
+                        rounds.traced = Some(outcome);
+                    }
+                    TraceOutcome::Invalid { diagnostics } => {
+                        let rendered = autoarch_sandbox::render_all(diagnostics, FILE);
+                        call.outcome =
+                            format!("does not trace: {}", rendered.lines().next().unwrap_or(""));
+                        rounds.fail("the code does not trace", rendered);
+                    }
+                }
+            }
+        }
+        rounds.calls.push(call);
+        Ok(rounds.failure.is_none())
+    }
+}
+
 #[async_trait]
 impl Proposer for LlmProposer {
     fn kind(&self) -> ProposerKind {
@@ -282,182 +498,16 @@ impl Proposer for LlmProposer {
 
     async fn propose(&self, ctx: ProposalContext) -> Result<Proposal, ProposeError> {
         let model = self.pick_model(ctx.seed);
-        let task = task_card(&ctx.task);
-        let limits = limits_card(&ctx.limits);
-        let parent = &ctx.parent.candidate;
-        let mut calls: Vec<LlmCall> = Vec::new();
-        let mut name = String::new();
-        let mut motivation = String::new();
-        // The code the next edits apply to, and the last code the model gave.
-        let mut base = parent.code.clone();
-        let mut code = String::new();
-        let mut failure: Option<String> = None;
-        // Whether the last answer gave code that only failed to trace (kept as written: the
-        // loop traces it again and stores its diagnostics), rather than no usable code.
-        let mut keep_code = false;
-
+        let mut rounds = Rounds {
+            base: ctx.parent.candidate.code.clone(),
+            ..Rounds::default()
+        };
         for round in 0..=self.repair_rounds {
-            let mode = self.client.mode();
-            let system = self.system(&task, &limits, mode)?;
-            let user = if round == 0 {
-                self.prompts.propose(&ProposeVars {
-                    task: &task,
-                    limits: &limits,
-                    mode: mode.as_str(),
-                    parent: design_card(&ctx.parent, String::new()),
-                    inspirations: ctx
-                        .inspirations
-                        .iter()
-                        .map(|s| design_card(s, String::new()))
-                        .collect(),
-                    failures: ctx
-                        .failures
-                        .iter()
-                        .map(|f| FailureCard {
-                            name: f.name.clone(),
-                            reason: f.reason.clone(),
-                            code: f.code.clone(),
-                        })
-                        .collect(),
-                    insights: ctx.insights.clone(),
-                })
-            } else {
-                let (problem, diagnostics) = failure
-                    .clone()
-                    .unwrap_or_default()
-                    .split_once('\n')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-                    .unwrap_or_default();
-                self.prompts.repair(&RepairVars {
-                    task: &task,
-                    limits: &limits,
-                    mode: mode.as_str(),
-                    name: name.clone(),
-                    code: base.clone(),
-                    problem,
-                    diagnostics,
-                    round,
-                    rounds: self.repair_rounds,
-                })
-            }
-            .map_err(|e| ProposeError::Unavailable(e.to_string()))?;
-            let purpose = if round == 0 { "propose" } else { "repair" };
-            let (mut call, result) = self
-                .ask(
-                    purpose,
-                    &model,
-                    system,
-                    user,
-                    proposal_schema(),
-                    "architecture",
-                )
-                .await;
-            let answer = match result {
-                Ok(a) => a,
-                Err(CallError::Rejected(why, _)) => {
-                    calls.push(call);
-                    failure = Some(format!("the LLM call was rejected\n{why}"));
-                    keep_code = false;
-                    break;
-                }
-                Err(e) => {
-                    // The endpoint is gone or misconfigured: a first call ends the proposal
-                    // (the loop stops or falls back); a repair keeps what was asked so far.
-                    calls.push(call);
-                    if round == 0 {
-                        return Err(ProposeError::Unavailable(e.to_string()));
-                    }
-                    failure = Some(format!("the repair call failed\n{e}"));
-                    keep_code = false;
-                    break;
-                }
-            };
-            let next = match parse_answer(&answer.content, answer.finish_reason.as_deref()) {
-                Err(why) => Err(format!("the answer cannot be used\n{why}")),
-                Ok(a) => {
-                    if !a.name.trim().is_empty() {
-                        name = a.name.clone();
-                    }
-                    if !a.motivation.trim().is_empty() {
-                        motivation = a.motivation.clone();
-                    }
-                    match a.body {
-                        Body::Code(c) => Ok(c),
-                        Body::Edits(edits) => apply_edits(&base, &edits, FILE)
-                            .map_err(|d| format!("its edits do not apply\n{d}")),
-                    }
-                }
-            };
-            match next {
-                Err(why) => {
-                    call.outcome = why.lines().next().unwrap_or("").to_string()
-                        + ": "
-                        + why.lines().skip(1).collect::<Vec<_>>().join(" ").as_str();
-                    failure = Some(why);
-                    keep_code = false;
-                }
-                Ok(c) => {
-                    code = c.clone();
-                    base = c;
-                    match ctx.checker.check(&code).await {
-                        Ok(()) => {
-                            call.outcome = "traced".into();
-                            failure = None;
-                        }
-                        Err(diagnostics) => {
-                            call.outcome = format!(
-                                "does not trace: {}",
-                                diagnostics.lines().next().unwrap_or("")
-                            );
-                            failure = Some(format!("the code does not trace\n{diagnostics}"));
-                            keep_code = true;
-                        }
-                    }
-                }
-            }
-            calls.push(call);
-            if failure.is_none() {
+            if self.round(&ctx, &model, round, &mut rounds).await? {
                 break;
             }
         }
-
-        let tokens = calls.iter().fold(Tokens::default(), |t, c| Tokens {
-            prompt: t.prompt + c.tokens.prompt,
-            completion: t.completion + c.tokens.completion,
-        });
-        let cost_usd = calls.iter().map(|c| c.cost_usd).sum();
-        let failure = failure.map(|f| {
-            let (head, rest) = f.split_once('\n').unwrap_or((&f, ""));
-            let rounds = calls.len().saturating_sub(1);
-            format!(
-                "{head}{}\n{rest}",
-                if rounds > 0 {
-                    format!(
-                        " (after {rounds} repair round{})",
-                        if rounds == 1 { "" } else { "s" }
-                    )
-                } else {
-                    String::new()
-                }
-            )
-        });
-        Ok(Proposal {
-            name: name_of(&name, &parent.name),
-            motivation,
-            code: if failure.is_none() || keep_code {
-                code
-            } else {
-                String::new()
-            },
-            parents: vec![parent.id],
-            model: Some(model),
-            prompt: calls.first().map(|c| c.prompt.clone()),
-            response: calls.last().map(|c| c.response.clone()),
-            tokens,
-            cost_usd,
-            calls,
-            failure,
-        })
+        Ok(rounds.into_proposal(&ctx.parent.candidate, model))
     }
 
     async fn analyze(&self, ctx: AnalysisContext) -> Result<Option<Analysis>, ProposeError> {
