@@ -236,120 +236,9 @@ impl Task {
     /// Loads (or generates) the task's data. Validation sets are fixed by `seed`.
     pub fn load(config: &TaskConfig, seed: u64) -> Result<Task, TaskError> {
         match config.name.as_str() {
-            "mqar" => {
-                refuse(config, &[("data", config.data.is_some())])?;
-                let d = Mqar::default();
-                let mqar = Mqar {
-                    seq_len: config.seq_len.unwrap_or(d.seq_len),
-                    vocab: config.vocab.unwrap_or(d.vocab),
-                    kv_pairs: config.kv_pairs.unwrap_or(d.kv_pairs),
-                };
-                mqar.validate()?;
-                let validation = mqar.validation(seed, config.validation_size.unwrap_or(256));
-                let shape = TaskShape::sequence(
-                    "mqar",
-                    "multi-query associative recall (Zoology): key-value pairs, then queries; predict each queried value",
-                    mqar.seq_len as u64,
-                    mqar.vocab as u64,
-                );
-                Ok(Task {
-                    name: "mqar".into(),
-                    shape,
-                    loss: Loss::CrossEntropy {
-                        classes: mqar.vocab,
-                    },
-                    vocab: Some(mqar.vocab as u64),
-                    source: Source::Mqar { mqar, validation },
-                })
-            }
-            "charlm" => {
-                refuse(
-                    config,
-                    &[
-                        ("vocab", config.vocab.is_some()),
-                        ("kv_pairs", config.kv_pairs.is_some()),
-                    ],
-                )?;
-                let path = data_path(config)?;
-                let text =
-                    std::fs::read_to_string(&path).map_err(|e| data::read_error(&path, e))?;
-                let corpus = CharCorpus::from_text(&text, 0.1)?;
-                let seq_len = config.seq_len.unwrap_or(128);
-                if seq_len == 0 {
-                    return Err(TaskError::Options(
-                        "charlm: seq_len must be at least 1".into(),
-                    ));
-                }
-                let validation = corpus.validation(seq_len, config.validation_size.unwrap_or(256));
-                let shape = TaskShape::sequence(
-                    "charlm",
-                    "next-character language modelling on a text (bits per character)",
-                    seq_len as u64,
-                    CHAR_VOCAB as u64,
-                );
-                Ok(Task {
-                    name: "charlm".into(),
-                    shape,
-                    loss: Loss::CrossEntropy {
-                        classes: CHAR_VOCAB,
-                    },
-                    vocab: Some(CHAR_VOCAB as u64),
-                    source: Source::Chars {
-                        corpus,
-                        seq_len,
-                        validation,
-                    },
-                })
-            }
-            "digits" | "fashion" => {
-                refuse(
-                    config,
-                    &[
-                        ("seq_len", config.seq_len.is_some()),
-                        ("vocab", config.vocab.is_some()),
-                        ("kv_pairs", config.kv_pairs.is_some()),
-                    ],
-                )?;
-                let path = data_path(config)?;
-                let (train, validation) = if config.name == "digits" {
-                    let file = if path.is_dir() {
-                        find_file(&path, &["digits.csv"])?
-                    } else {
-                        path
-                    };
-                    data::read_digits_csv(&file)?.split(0.2, seed)
-                } else {
-                    let f = |names: &[&str]| find_file(&path, names);
-                    let train = data::read_idx(
-                        &f(&["train-images-idx3-ubyte"])?,
-                        &f(&["train-labels-idx1-ubyte"])?,
-                    )?;
-                    let test = data::read_idx(
-                        &f(&["t10k-images-idx3-ubyte"])?,
-                        &f(&["t10k-labels-idx1-ubyte"])?,
-                    )?;
-                    (train, test)
-                };
-                let mut validation = Table::from_images(validation);
-                if let Some(n) = config.validation_size {
-                    let rows: Vec<usize> = (0..n.min(validation.count)).collect();
-                    let b = validation.gather(&rows);
-                    validation.count = rows.len();
-                    validation.floats = b.floats;
-                    validation.int_targets = b.int_targets;
-                }
-                let shape = TaskShape::by_name(&config.name).expect("a built-in task");
-                Ok(Task {
-                    name: config.name.clone(),
-                    shape,
-                    loss: Loss::CrossEntropy { classes: 10 },
-                    vocab: None,
-                    source: Source::Table {
-                        train: Table::from_images(train),
-                        validation,
-                    },
-                })
-            }
+            "mqar" => Task::mqar(config, seed),
+            "charlm" => Task::charlm(config),
+            "digits" | "fashion" => Task::images(config, seed),
             "custom" => {
                 let path = config.data.clone().ok_or_else(|| {
                     TaskError::Options(
@@ -363,6 +252,125 @@ impl Task {
                 TASK_NAMES.join(", ")
             ))),
         }
+    }
+
+    /// Multi-query associative recall, generated from `seed`.
+    fn mqar(config: &TaskConfig, seed: u64) -> Result<Task, TaskError> {
+        refuse(config, &[("data", config.data.is_some())])?;
+        let d = Mqar::default();
+        let mqar = Mqar {
+            seq_len: config.seq_len.unwrap_or(d.seq_len),
+            vocab: config.vocab.unwrap_or(d.vocab),
+            kv_pairs: config.kv_pairs.unwrap_or(d.kv_pairs),
+        };
+        mqar.validate()?;
+        let validation = mqar.validation(seed, config.validation_size.unwrap_or(256));
+        let shape = TaskShape::sequence(
+            "mqar",
+            "multi-query associative recall (Zoology): key-value pairs, then queries; predict each queried value",
+            mqar.seq_len as u64,
+            mqar.vocab as u64,
+        );
+        Ok(Task {
+            name: "mqar".into(),
+            shape,
+            loss: Loss::CrossEntropy {
+                classes: mqar.vocab,
+            },
+            vocab: Some(mqar.vocab as u64),
+            source: Source::Mqar { mqar, validation },
+        })
+    }
+
+    /// Next-character prediction on a text file.
+    fn charlm(config: &TaskConfig) -> Result<Task, TaskError> {
+        refuse(
+            config,
+            &[
+                ("vocab", config.vocab.is_some()),
+                ("kv_pairs", config.kv_pairs.is_some()),
+            ],
+        )?;
+        let path = data_path(config)?;
+        let text = std::fs::read_to_string(&path).map_err(|e| data::read_error(&path, e))?;
+        let corpus = CharCorpus::from_text(&text, 0.1)?;
+        let seq_len = config.seq_len.unwrap_or(128);
+        if seq_len == 0 {
+            return Err(TaskError::Options(
+                "charlm: seq_len must be at least 1".into(),
+            ));
+        }
+        let validation = corpus.validation(seq_len, config.validation_size.unwrap_or(256));
+        let shape = TaskShape::sequence(
+            "charlm",
+            "next-character language modelling on a text (bits per character)",
+            seq_len as u64,
+            CHAR_VOCAB as u64,
+        );
+        Ok(Task {
+            name: "charlm".into(),
+            shape,
+            loss: Loss::CrossEntropy {
+                classes: CHAR_VOCAB,
+            },
+            vocab: Some(CHAR_VOCAB as u64),
+            source: Source::Chars {
+                corpus,
+                seq_len,
+                validation,
+            },
+        })
+    }
+
+    /// 8×8 digits or Fashion-MNIST images.
+    fn images(config: &TaskConfig, seed: u64) -> Result<Task, TaskError> {
+        refuse(
+            config,
+            &[
+                ("seq_len", config.seq_len.is_some()),
+                ("vocab", config.vocab.is_some()),
+                ("kv_pairs", config.kv_pairs.is_some()),
+            ],
+        )?;
+        let path = data_path(config)?;
+        let (train, validation) = if config.name == "digits" {
+            let file = if path.is_dir() {
+                find_file(&path, &["digits.csv"])?
+            } else {
+                path
+            };
+            data::read_digits_csv(&file)?.split(0.2, seed)
+        } else {
+            let f = |names: &[&str]| find_file(&path, names);
+            let train = data::read_idx(
+                &f(&["train-images-idx3-ubyte"])?,
+                &f(&["train-labels-idx1-ubyte"])?,
+            )?;
+            let test = data::read_idx(
+                &f(&["t10k-images-idx3-ubyte"])?,
+                &f(&["t10k-labels-idx1-ubyte"])?,
+            )?;
+            (train, test)
+        };
+        let mut validation = Table::from_images(validation);
+        if let Some(n) = config.validation_size {
+            let rows: Vec<usize> = (0..n.min(validation.count)).collect();
+            let b = validation.gather(&rows);
+            validation.count = rows.len();
+            validation.floats = b.floats;
+            validation.int_targets = b.int_targets;
+        }
+        let shape = TaskShape::by_name(&config.name).expect("a built-in task");
+        Ok(Task {
+            name: config.name.clone(),
+            shape,
+            loss: Loss::CrossEntropy { classes: 10 },
+            vocab: None,
+            source: Source::Table {
+                train: Table::from_images(train),
+                validation,
+            },
+        })
     }
 
     /// Random data with the shapes, loss and vocabulary of a built-in task: for timing steps

@@ -339,6 +339,17 @@ impl Op {
             min_rank(op, shape, 2, "[B, C, ...]")?;
             fixed_dim(op, shape.dims()[1], "channel dim")
         };
+        // A convolution's kernel (out, in / groups, *kernel) and its bias.
+        let conv = |out: u64, per_group: u64, kernel: &[u64], bias: bool| {
+            let fan_in = per_group * kernel.iter().product::<u64>();
+            let mut shape = vec![out, per_group];
+            shape.extend_from_slice(kernel);
+            let mut v = vec![spec(shape, uniform(fan_in), ParamRole::Weight)];
+            if bias {
+                v.push(spec(vec![out], uniform(fan_in), ParamRole::Bias));
+            }
+            v
+        };
         Ok(match self {
             Op::Linear { out, bias } => {
                 let inp = last("linear")?;
@@ -354,38 +365,19 @@ impl Op {
                 groups,
                 bias,
                 ..
-            } => {
-                let c = channels("conv1d")?;
-                let fan_in = c / groups.max(&1) * kernel;
-                let mut v = vec![spec(
-                    vec![*out, c / groups.max(&1), *kernel],
-                    uniform(fan_in),
-                    ParamRole::Weight,
-                )];
-                if *bias {
-                    v.push(spec(vec![*out], uniform(fan_in), ParamRole::Bias));
-                }
-                v
-            }
+            } => conv(
+                *out,
+                channels("conv1d")? / groups.max(&1),
+                &[*kernel],
+                *bias,
+            ),
             Op::Conv2d {
                 out,
                 kernel,
                 groups,
                 bias,
                 ..
-            } => {
-                let c = channels("conv2d")?;
-                let fan_in = c / groups.max(&1) * kernel[0] * kernel[1];
-                let mut v = vec![spec(
-                    vec![*out, c / groups.max(&1), kernel[0], kernel[1]],
-                    uniform(fan_in),
-                    ParamRole::Weight,
-                )];
-                if *bias {
-                    v.push(spec(vec![*out], uniform(fan_in), ParamRole::Bias));
-                }
-                v
-            }
+            } => conv(*out, channels("conv2d")? / groups.max(&1), kernel, *bias),
             Op::Embedding { vocab, dim } => vec![spec(
                 vec![*vocab, *dim],
                 Init::Normal { std: 0.02 },
