@@ -725,6 +725,20 @@ mod tests {
     }
 
     #[test]
+    fn the_local_llm_example_is_valid_and_points_at_the_project_server() {
+        let c = CampaignConfig::parse(
+            include_str!("../../examples/local-llm.toml"),
+            "examples/local-llm.toml",
+            Path::new("examples"),
+        )
+        .unwrap();
+        assert_eq!(c.proposer.kind, ProposerChoice::Llm);
+        assert_eq!(c.llm.base_url.as_deref(), Some("http://127.0.0.1:8089/v1"));
+        assert_eq!(c.llm.model.as_deref(), Some("smollm2"));
+        assert_eq!(c.evaluation.workers, 1);
+    }
+
+    #[test]
     fn a_minimal_file_takes_defaults_and_rebases_paths() {
         let c = CampaignConfig::parse(
             "name = \"x\"\nseeds = [\"a.star\", \"library:mlp_only\"]\n[task]\nname = \"digits\"\ndata = \"d.csv\"\n",

@@ -1,5 +1,5 @@
 //! End to end against a real local LLM: SmolLM2-135M behind an OpenAI-compatible server
-//! (`../shared/tools/llm-server/serve.sh`, started by `.ci/run`). The model is weak; this proves
+//! (`scripts/local-llm.sh`, started by `.ci/run`). The model is weak; this proves
 //! the client, the structured output, the parsing and the repair path against a real server,
 //! not the quality of its designs.
 //!
