@@ -131,6 +131,19 @@ pub struct LlmConfig {
     /// The language reference in the system prompt: `full` (what `autoarch ops` prints) or
     /// `brief` (the rules and the signatures only, for models with a small context window).
     pub reference: Reference,
+    /// How the model answers: `code` (the code, or SEARCH/REPLACE edits of the parent), `edits`
+    /// (ids chosen from a menu of the structural edits that apply to the parent, under a JSON
+    /// schema: it cannot write code that fails to parse) or `auto` (code, and edits for a model
+    /// whose code keeps failing to trace).
+    pub answer: AnswerChoice,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerChoice {
+    Code,
+    Edits,
+    Auto,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,6 +209,7 @@ impl Default for LlmConfig {
             prompts: None,
             structured_output: StructuredOutput::Auto,
             reference: Reference::Full,
+            answer: AnswerChoice::Auto,
         }
     }
 }

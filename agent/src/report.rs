@@ -350,6 +350,8 @@ struct ModelUse {
     first_time: usize,
     repaired: usize,
     ok: usize,
+    /// Short-budget score minus the first parent's, for evaluated proposals.
+    gains: Vec<f64>,
     calls: usize,
     analyses: usize,
     prompt: u64,
@@ -372,15 +374,26 @@ impl ModelUse {
             "-".into()
         }
     }
+
+    fn gain(&self) -> String {
+        if self.gains.is_empty() {
+            return "-".into();
+        }
+        let (mean, _) = mean_sd(&self.gains);
+        format!("{mean:+.4} (n={})", self.gains.len())
+    }
 }
 
-/// Per-model proposals, trace and success rates, tokens and cost; then the stored insights.
+/// Per model and answer kind (`code`, `edits`; `analysis` for analyze calls): proposals, trace
+/// and success rates, the mean score gain over the parent, tokens and cost; then the stored
+/// insights.
 fn llm_section(archive: &Archive, own: &[&Listed]) -> Result<String> {
-    let mut models: BTreeMap<String, ModelUse> = BTreeMap::new();
+    let mut models: BTreeMap<(String, String), ModelUse> = BTreeMap::new();
     for l in own.iter().filter(|l| !l.candidate.calls.is_empty()) {
         let c = &l.candidate;
+        let answer = c.calls[0].answer_kind().to_string();
         let m = models
-            .entry(c.model.clone().unwrap_or_default())
+            .entry((c.model.clone().unwrap_or_default(), answer.clone()))
             .or_default();
         m.proposals += 1;
         let traced = !c.fingerprint.is_empty();
@@ -391,30 +404,40 @@ fn llm_section(archive: &Archive, own: &[&Listed]) -> Result<String> {
         }
         if l.summary.status == Status::Ok {
             m.ok += 1;
+            let parent = c.parents.first().and_then(|p| short_score(archive, *p));
+            if let (Some(s), Some(p)) = (short_score(archive, c.id), parent) {
+                m.gains.push(s - p);
+            }
         }
         for call in &c.calls {
-            models.entry(call.model.clone()).or_default().add_call(call);
+            models
+                .entry((call.model.clone(), answer.clone()))
+                .or_default()
+                .add_call(call);
         }
     }
     let insights = archive.insights()?;
     for call in insights.iter().filter_map(|i| i.call.as_ref()) {
-        let m = models.entry(call.model.clone()).or_default();
+        let m = models
+            .entry((call.model.clone(), "analysis".into()))
+            .or_default();
         m.add_call(call);
         m.analyses += 1;
     }
     let mut out = String::new();
     if !models.is_empty() {
         out.push_str("\n## LLM usage\n\n");
-        out.push_str("model | proposals | traced first time | traced after repair | evaluated ok (success) | calls | insights | tokens in / out | cost\n");
-        out.push_str("---|---|---|---|---|---|---|---|---\n");
-        for (name, m) in &models {
+        out.push_str("model | answer | proposals | traced first time | traced after repair | evaluated ok (success) | mean score gain over the parent | calls | insights | tokens in / out | cost\n");
+        out.push_str("---|---|---|---|---|---|---|---|---|---|---\n");
+        for ((name, answer), m) in &models {
             let _ = writeln!(
                 out,
-                "{name} | {} | {} | {} | {} | {} | {} | {} / {} | ${:.4}",
+                "{name} | {answer} | {} | {} | {} | {} | {} | {} | {} | {} / {} | ${:.4}",
                 m.proposals,
                 m.share(m.first_time),
                 m.share(m.repaired),
                 m.share(m.ok),
+                m.gain(),
                 m.calls,
                 m.analyses,
                 m.prompt,

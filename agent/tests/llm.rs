@@ -87,6 +87,8 @@ impl Campaign {
             "retry_base_seconds = 0.2",
             "retry_max_seconds = 2",
             "analyze_every = 0",
+            // The code path's tests; `answer = "edits"`/`"auto"` are tested on their own.
+            "answer = \"code\"",
         ];
         let mut llm_table = String::new();
         for d in defaults {
@@ -108,6 +110,12 @@ impl Campaign {
         );
         std::fs::write(root.join("campaign.toml"), toml).unwrap();
         Campaign { _dir: dir, root }
+    }
+
+    /// The campaign's seed replaced by `code`.
+    fn with_seed(self, code: &str) -> Campaign {
+        std::fs::write(self.root.join("seed.star"), code).unwrap();
+        self
     }
 
     fn autoarch(&self, args: &[&str]) -> Output {
@@ -222,8 +230,13 @@ fn bodies(requests: &[Request]) -> Vec<Value> {
         .collect()
 }
 
+/// The question of a request: its last user message (worked examples come before it).
 fn user_prompt(body: &Value) -> String {
-    body["messages"][1]["content"].as_str().unwrap().to_string()
+    let messages = body["messages"].as_array().unwrap();
+    messages.last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -343,7 +356,7 @@ async fn code_that_does_not_trace_goes_back_with_its_diagnostics_and_is_repaired
     ok(&show);
     let text = String::from_utf8_lossy(&show.stdout);
     assert!(
-        text.contains("1. propose  mock-model · json_schema · 100 + 50 tokens"),
+        text.contains("1. propose  mock-model · json_schema · code answer · 100 + 50 tokens"),
         "{text}"
     );
     assert!(
@@ -710,7 +723,9 @@ async fn analysis_turns_results_into_an_insight_shown_in_later_prompts_and_the_r
     ok(&report);
     let text = String::from_utf8_lossy(&report.stdout);
     assert!(
-        text.contains("## LLM usage") && text.contains("mock-model | 4 | 4 (100%)"),
+        text.contains("## LLM usage")
+            && text.contains("mock-model | code | 4 | 4 (100%)")
+            && text.contains("mock-model | analysis | 0 |"),
         "{text}"
     );
     assert!(
@@ -761,4 +776,251 @@ async fn run_takes_the_llm_from_flags_without_a_config_file() {
     assert!(stderr.contains("llm proposer: flag-model at "), "{stderr}");
     let body = &bodies(&server.received_requests().await.unwrap())[0];
     assert_eq!(body["model"], "flag-model");
+}
+
+/// A seed with a token-mixer helper, residuals and norms: most edit kinds apply to it.
+const BLOCK_SEED: &str = "# name: tiny block\n# task: mqar\nD = 16\n\ndef mix(x):\n    prev = pad(slice(x, 1, 0, SEQ_LEN - 1), [1, 0], axis=1)\n    return linear(concat([x, prev], axis=-1), D)\n\ndef model(tokens):\n    h = embedding(tokens, VOCAB, D)\n    h = h + mix(rms_norm(h))\n    return linear(rms_norm(h), VOCAB)\n";
+
+/// The menu of an `edits` request: (id, description) from its prompt's `# Menu` section.
+fn menu_of(body: &Value) -> Vec<(String, String)> {
+    let user = user_prompt(body);
+    let menu = user.split("# Menu\n").nth(1).expect("a menu");
+    menu.lines()
+        .take_while(|l| l.starts_with('E'))
+        .map(|l| {
+            let (id, what) = l.split_once(": ").unwrap();
+            (id.to_string(), what.to_string())
+        })
+        .collect()
+}
+
+/// Whether a request asks for an `edits` answer (its schema enumerates menu ids).
+fn asks_for_edits(body: &Value) -> bool {
+    body["response_format"]["json_schema"]["schema"]["properties"]["edits"]["items"]["enum"]
+        .is_array()
+}
+
+/// Answers each request with what `reply` makes of its body.
+struct Replies<F>(F);
+
+impl<F: Fn(&Value) -> ResponseTemplate + Send + Sync + 'static> Respond for Replies<F> {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        (self.0)(&serde_json::from_slice(&req.body).unwrap())
+    }
+}
+
+async fn replying(
+    reply: impl Fn(&Value) -> ResponseTemplate + Send + Sync + 'static,
+) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(Replies(reply))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn choose(ids: &[&str]) -> ResponseTemplate {
+    completion(
+        &json!({"name": "chosen", "motivation": "wider and linear attention", "edits": ids})
+            .to_string(),
+        200,
+        20,
+        "stop",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edits_answer_is_applied_exactly_and_recorded_with_its_ids() {
+    let server = replying(|body| {
+        let menu = menu_of(body);
+        let id = |what: &str| menu.iter().find(|(_, w)| w == what).unwrap().0.clone();
+        choose(&[
+            &id("width D 16 -> 32"),
+            &id("token mixer mix -> mix_linear_attention"),
+        ])
+    })
+    .await;
+    let c =
+        Campaign::new(&server, "answer = \"edits\"", "max_candidates = 1").with_seed(BLOCK_SEED);
+    ok(&c.run().await);
+    let body = &bodies(&server.received_requests().await.unwrap())[0];
+    // The schema's ids are exactly the menu's; a worked example comes before the question, and
+    // the system prompt leaves the language reference out.
+    let menu = menu_of(body);
+    assert!(menu.len() >= 6, "{menu:?}");
+    let ids: Vec<Value> = menu.iter().map(|(id, _)| json!(id)).collect();
+    assert_eq!(
+        body["response_format"]["json_schema"]["schema"]["properties"]["edits"]["items"]["enum"],
+        json!(ids)
+    );
+    let roles: Vec<&str> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "assistant", "user"]);
+    assert!(body["messages"][2]["content"]
+        .as_str()
+        .unwrap()
+        .contains("\"edits\": [\"E4\", \"E1\"]"));
+    assert!(!body["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("# The language's operations"));
+
+    let r = c.records();
+    let llm = r.llm();
+    assert_eq!(llm.len(), 1);
+    let cand = llm[0];
+    let code = cand["code"].as_str().unwrap();
+    // The parent with exactly the two edits: the width, and the mixer replaced at its call.
+    let expected_body = BLOCK_SEED.split_once("D = 16").unwrap().1.replace(
+        "h = h + mix(rms_norm(h))",
+        "h = h + mix_linear_attention(rms_norm(h))",
+    );
+    assert!(code.starts_with("# name: chosen\n# task: mqar\n"), "{code}");
+    assert!(
+        code.contains(
+            "# edit: width D 16 -> 32\n# edit: token mixer mix -> mix_linear_attention\n"
+        ),
+        "{code}"
+    );
+    assert!(code.contains("D = 32\n"), "{code}");
+    assert!(code.contains("def mix_linear_attention(x):"), "{code}");
+    for line in expected_body.lines().filter(|l| !l.is_empty()) {
+        assert!(code.contains(line), "{line:?} missing from\n{code}");
+    }
+    let call = &cand["calls"][0];
+    assert_eq!(call["answer"], "edits");
+    assert_eq!(call["outcome"], "traced");
+    let chosen: Vec<&str> = call["edits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(chosen.len(), 2);
+    assert!(chosen[0].ends_with(": width D 16 -> 32"), "{chosen:?}");
+    assert!(
+        chosen[1].ends_with(": token mixer mix -> mix_linear_attention"),
+        "{chosen:?}"
+    );
+    assert!(cand["motivation"]
+        .as_str()
+        .unwrap()
+        .starts_with("wider and linear attention\nEdits chosen from the menu: "));
+    assert_eq!(r.outcome(&cand["id"]).0, "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_id_outside_the_menu_or_an_unreadable_choice_is_an_outcome_and_the_campaign_goes_on() {
+    let server = server(vec![
+        choose(&["E99"]),
+        completion("I would make it wider.", 50, 10, "stop"),
+        choose(&["E1"]),
+    ])
+    .await;
+    let c =
+        Campaign::new(&server, "answer = \"edits\"", "max_candidates = 3").with_seed(BLOCK_SEED);
+    ok(&c.run().await);
+    let r = c.records();
+    let llm = r.llm();
+    assert_eq!(llm.len(), 3);
+    let (outcome, reason) = r.outcome(&llm[0]["id"]);
+    assert_eq!(outcome, "invalid");
+    assert!(
+        reason.contains("the answer chose an edit that is not on the menu"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("E99 is not on the menu (E1 to E"),
+        "{reason}"
+    );
+    let (outcome, reason) = r.outcome(&llm[1]["id"]);
+    assert_eq!(outcome, "invalid");
+    assert!(reason.contains("no `EDITS:` line"), "{reason}");
+    assert_eq!(r.outcome(&llm[2]["id"]).0, "ok");
+    for c in &llm {
+        assert_eq!(c["calls"][0]["answer"], "edits");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_switches_a_failing_model_to_edits_probes_code_and_switches_back_with_events() {
+    let code_calls = std::sync::atomic::AtomicU32::new(0);
+    let server = replying(move |body| {
+        if asks_for_edits(body) {
+            return choose(&["E1"]);
+        }
+        // Code: garbage twice, then code that traces (a new width each time).
+        let n = code_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n < 2 {
+            completion("I like turtles.", 50, 10, "stop")
+        } else {
+            proposal("probe", &code_with_width(20 + n))
+        }
+    })
+    .await;
+    let c = Campaign::new(
+        &server,
+        "answer = \"auto\"\nrepair_rounds = 0",
+        "max_candidates = 11",
+    );
+    let out = c.run().await;
+    ok(&out);
+    let kinds: Vec<&str> = bodies(&server.received_requests().await.unwrap())
+        .iter()
+        .map(|b| if asks_for_edits(b) { "edits" } else { "code" })
+        .collect();
+    let mut expected = vec!["code", "code"];
+    expected.extend(["edits"; 7]);
+    expected.extend(["code", "code"]);
+    assert_eq!(kinds, expected);
+    let r = c.records();
+    let switches: Vec<&str> = r
+        .events
+        .iter()
+        .filter(|e| e["kind"] == "proposer")
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(switches.len(), 2, "{switches:?}");
+    assert_eq!(
+        switches[0],
+        "mock-model: answers switch from code to edits: 0 of its last 2 code proposals traced (under 25%); code is probed every 8th proposal"
+    );
+    assert!(
+        switches[1].starts_with(
+            "mock-model: answers switch from edits to code: a code probe traced: 1 of its last 3"
+        ),
+        "{}",
+        switches[1]
+    );
+    // The switches are tied to the proposals that caused them, and printed.
+    let llm = r.llm();
+    let second = r
+        .events
+        .iter()
+        .find(|e| e["message"] == switches[0])
+        .unwrap();
+    assert_eq!(second["candidate"], llm[1]["id"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("answers switch from code to edits"),
+        "{stderr}"
+    );
+    // The report splits the model's figures by answer kind.
+    let report = c.autoarch(&["--archive", "autoarch-archive", "report"]);
+    ok(&report);
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        text.contains("\nmock-model | code | 4 | 2 (50%) | 0 (0%) |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nmock-model | edits | 7 | 7 (100%) | 0 (0%) |"),
+        "{text}"
+    );
 }

@@ -51,7 +51,7 @@ enum Line {
     Campaign(Campaign),
     Candidate(Box<Candidate>),
     Evaluation(Box<Evaluation>),
-    Insight(Insight),
+    Insight(Box<Insight>),
     Event(Event),
 }
 
@@ -1103,7 +1103,7 @@ impl Archive {
             line(&Line::Evaluation(Box::new(decode_evaluation(&v)?)), out)?;
         }
         for i in self.insights()? {
-            line(&Line::Insight(i), out)?;
+            line(&Line::Insight(Box::new(i)), out)?;
         }
         for e in self.events()? {
             line(&Line::Event(e), out)?;

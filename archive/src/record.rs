@@ -75,6 +75,25 @@ pub struct LlmCall {
     pub attempts: Vec<String>,
     /// What became of the answer: `traced`, or why it was not used.
     pub outcome: String,
+    /// What the model was asked to answer with: `code` (code or SEARCH/REPLACE edits) or
+    /// `edits` (ids from a menu of structural edits). Empty in records from before the choice
+    /// existed, which were all `code`.
+    #[serde(default)]
+    pub answer: String,
+    /// In `edits` answers: the menu entries the model chose, in order, as `E7: what it does`.
+    #[serde(default)]
+    pub edits: Vec<String>,
+}
+
+impl LlmCall {
+    /// The answer kind, `code` for records from before the choice existed.
+    pub fn answer_kind(&self) -> &str {
+        if self.answer.is_empty() {
+            "code"
+        } else {
+            &self.answer
+        }
+    }
 }
 
 /// A proposed architecture, immutable once stored (except its tags).

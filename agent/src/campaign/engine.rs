@@ -760,13 +760,14 @@ impl<'c> Engine<'c> {
 
     /// Stores a proposal and queues its evaluation when it is new.
     fn store(&mut self, n: u64, mut p: Proposal, kind: ProposerKind) -> Result<()> {
+        let notes = std::mem::take(&mut p.notes);
         let tags = match self.purpose {
             Purpose::Campaign => Vec::new(),
             Purpose::Baseline { .. } => {
                 // The baseline keeps new designs only: a sample that does not trace or repeats
                 // one is just another draw.
                 if !self.is_new(&p)? {
-                    return Ok(());
+                    return self.log_notes(&notes, None);
                 }
                 p.name = format!("random · {}", p.name);
                 p.motivation = format!("Random sample (baseline): {}", p.motivation);
@@ -786,6 +787,7 @@ impl<'c> Engine<'c> {
             .archive
             .candidate(id)?
             .ok_or(autoarch_archive::Error::UnknownCandidate(id))?;
+        self.log_notes(&notes, Some(id))?;
         self.emit(RunEvent::Stored {
             id,
             proposal: n,
@@ -815,6 +817,17 @@ impl<'c> Engine<'c> {
                 };
                 remember(&mut self.failures, failure);
             }
+        }
+        Ok(())
+    }
+
+    /// A proposer's notes (e.g. a model switching how it answers): the archive's event log,
+    /// the campaign log and the observer each get them.
+    fn log_notes(&mut self, notes: &[String], id: Option<CandidateId>) -> Result<()> {
+        for line in notes {
+            self.c.archive.log_event("proposer", line, id)?;
+            tracing::info!("{line}");
+            self.emit(RunEvent::Note(line.clone()));
         }
         Ok(())
     }

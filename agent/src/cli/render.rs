@@ -214,9 +214,14 @@ fn llm_calls(c: &Candidate) -> String {
     if !c.calls.is_empty() {
         let _ = writeln!(out, "  LLM calls    (prompts and answers: show --json)");
         for (i, call) in c.calls.iter().enumerate() {
+            let answer = if call.answer.is_empty() {
+                String::new()
+            } else {
+                format!("{} answer · ", call.answer)
+            };
             let _ = writeln!(
                 out,
-                "    {}. {:<8} {} · {} · {} + {} tokens · ${:.4} · {:.1} s → {}",
+                "    {}. {:<8} {} · {} · {answer}{} + {} tokens · ${:.4} · {:.1} s → {}",
                 i + 1,
                 call.purpose,
                 call.model,
@@ -227,6 +232,9 @@ fn llm_calls(c: &Candidate) -> String {
                 call.seconds,
                 call.outcome
             );
+            for e in &call.edits {
+                let _ = writeln!(out, "         chose {e}");
+            }
             for a in &call.attempts {
                 let _ = writeln!(out, "         retried: {a}");
             }

@@ -97,7 +97,8 @@ pub fn proposer(config: &CampaignConfig) -> anyhow::Result<Arc<dyn Proposer>> {
             max_edits: config.proposer.max_edits,
         })),
         ProposerChoice::Llm => Ok(Arc::new(
-            LlmProposer::new(&config.llm).map_err(|e| UsageError(format!("{e:#}")))?,
+            LlmProposer::new(&config.llm, config.proposer.max_edits)
+                .map_err(|e| UsageError(format!("{e:#}")))?,
         )),
     }
 }

@@ -130,6 +130,8 @@ pub struct Proposal {
     /// cost are theirs.
     pub calls: Vec<LlmCall>,
     pub draft: Draft,
+    /// Lines for the campaign's event log (e.g. an LLM model switching how it answers).
+    pub notes: Vec<String>,
 }
 
 impl Proposal {

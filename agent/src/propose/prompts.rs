@@ -11,12 +11,39 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
 /// The templates, by file name, with their built-in text.
-pub const TEMPLATES: [(&str, &str); 4] = [
+pub const TEMPLATES: [(&str, &str); 7] = [
     ("system.j2", include_str!("../../../prompts/system.j2")),
     ("propose.j2", include_str!("../../../prompts/propose.j2")),
+    ("edits.j2", include_str!("../../../prompts/edits.j2")),
     ("repair.j2", include_str!("../../../prompts/repair.j2")),
     ("analyze.j2", include_str!("../../../prompts/analyze.j2")),
+    (
+        "example_code.j2",
+        include_str!("../../../prompts/example_code.j2"),
+    ),
+    (
+        "example_edits.j2",
+        include_str!("../../../prompts/example_edits.j2"),
+    ),
 ];
+
+/// What the model is asked to answer with (`[llm] answer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AnswerKind {
+    /// The code, or SEARCH/REPLACE edits of the parent.
+    Code,
+    /// Ids from a menu of structural edits.
+    Edits,
+}
+
+impl AnswerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerKind::Code => "code",
+            AnswerKind::Edits => "edits",
+        }
+    }
+}
 
 /// A prompt template could not be read, compiled or rendered.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +114,22 @@ pub struct SystemVars<'a> {
     pub limits: &'a LimitsCard,
     pub reference: &'a str,
     pub mode: &'a str,
+    /// `code` or `edits`.
+    pub answer: &'a str,
+}
+
+/// The proposal prompt of an `edits` answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct EditsVars<'a> {
+    pub task: &'a TaskCard,
+    pub limits: &'a LimitsCard,
+    pub mode: &'a str,
+    pub parent: DesignCard,
+    pub inspirations: Vec<DesignCard>,
+    pub insights: Vec<String>,
+    /// `E1: what it does`, ...
+    pub menu: Vec<String>,
+    pub max_edits: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -188,6 +231,22 @@ impl Prompts {
     pub fn propose(&self, v: &ProposeVars) -> Result<String, PromptError> {
         self.render("propose.j2", Value::from(Serde(v)))
     }
+    pub fn edits(&self, v: &EditsVars) -> Result<String, PromptError> {
+        self.render("edits.j2", Value::from(Serde(v)))
+    }
+
+    /// The worked example of an answer kind in a structured-output mode: the question, and
+    /// the answer to it.
+    pub fn example(&self, answer: AnswerKind, mode: &str) -> Result<(String, String), PromptError> {
+        let name = match answer {
+            AnswerKind::Code => "example_code.j2",
+            AnswerKind::Edits => "example_edits.j2",
+        };
+        let turn =
+            |turn: &str| self.render(name, minijinja::context! { mode => mode, turn => turn });
+        Ok((turn("user")?, turn("answer")?))
+    }
+
     pub fn repair(&self, v: &RepairVars) -> Result<String, PromptError> {
         self.render("repair.j2", Value::from(Serde(v)))
     }
@@ -231,11 +290,25 @@ impl Prompts {
             reason: String::new(),
         };
         for mode in ["json_schema", "json_object", "text"] {
-            self.system(&SystemVars {
+            for answer in [AnswerKind::Code, AnswerKind::Edits] {
+                self.system(&SystemVars {
+                    task: &task,
+                    limits: &limits,
+                    reference: "ops",
+                    mode,
+                    answer: answer.as_str(),
+                })?;
+                self.example(answer, mode)?;
+            }
+            self.edits(&EditsVars {
                 task: &task,
                 limits: &limits,
-                reference: "ops",
                 mode,
+                parent: design.clone(),
+                inspirations: vec![design.clone()],
+                insights: vec!["i".into()],
+                menu: vec!["E1: width D 8 -> 16".into()],
+                max_edits: 2,
             })?;
             self.propose(&ProposeVars {
                 task: &task,
@@ -338,6 +411,7 @@ mod tests {
                 limits: &limits,
                 reference: "REF",
                 mode: "text",
+                answer: "code",
             })
             .unwrap();
         assert!(system.contains("at most 5 parameters") && system.contains("REF"));

@@ -166,6 +166,76 @@ fn fenced_blocks(text: &str) -> Vec<(String, String)> {
     blocks
 }
 
+/// An `edits` answer as the model wrote it: the menu ids it chose, in order, as written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MenuAnswer {
+    pub name: String,
+    pub motivation: String,
+    pub ids: Vec<String>,
+}
+
+/// `E7`, `e7`, `7` or the number 7 as the id `E7`.
+fn menu_id(v: &Value) -> Option<String> {
+    let text = match v {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.as_u64()?.to_string(),
+        _ => return None,
+    };
+    let digits = text.strip_prefix(['E', 'e']).unwrap_or(&text);
+    (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()))
+        .then(|| format!("E{}", digits.trim_start_matches('0')))
+}
+
+/// Reads an `edits` answer: JSON `{name, motivation, edits: [ids]}`, or text with `NAME:`,
+/// `MOTIVATION:` and `EDITS: E3, E7` lines. Whether the ids are on the menu is the caller's
+/// to check; `Err` says why the answer cannot be read at all.
+pub fn parse_menu_answer(content: &str, finish_reason: Option<&str>) -> Result<MenuAnswer, String> {
+    if content.trim().is_empty() {
+        return Err(if truncated(finish_reason) {
+            CUT.into()
+        } else {
+            "the answer is empty".into()
+        });
+    }
+    if let Some(json) = json_object(content) {
+        let map = json?;
+        let list = map
+            .get("edits")
+            .and_then(Value::as_array)
+            .ok_or("the answer has no `edits` list of menu ids")?;
+        let mut ids = Vec::new();
+        for (i, v) in list.iter().enumerate() {
+            ids.push(menu_id(v).ok_or_else(|| {
+                format!(
+                    "edit {} of the answer, {v}, is not a menu id like \"E3\"",
+                    i + 1
+                )
+            })?);
+        }
+        return Ok(MenuAnswer {
+            name: string_field(&map, "name").unwrap_or_default(),
+            motivation: string_field(&map, "motivation").unwrap_or_default(),
+            ids,
+        });
+    }
+    let line = labelled(content, "edits").ok_or("the answer has no `EDITS:` line of menu ids")?;
+    let ids = line
+        .split([',', ' ', ';'])
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| {
+            menu_id(&Value::String(
+                t.trim_matches(['[', ']', '"', '.']).to_string(),
+            ))
+            .ok_or_else(|| format!("`{t}` in the EDITS line is not a menu id like E3"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(MenuAnswer {
+        name: labelled(content, "name").unwrap_or_default(),
+        motivation: labelled(content, "motivation").unwrap_or_default(),
+        ids,
+    })
+}
+
 fn labelled(text: &str, label: &str) -> Option<String> {
     text.lines().find_map(|l| {
         let t = l.trim().trim_start_matches(['#', '*', ' ']);
@@ -445,6 +515,33 @@ pub fn apply_edits(code: &str, edits: &[Edit], file: &str) -> Result<String, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn menu_answers_are_read_from_json_or_text_and_ids_normalised() {
+        let a = parse_menu_answer(
+            r#"{"name": "wider", "motivation": "more room", "edits": ["E3", 7, "e12"]}"#,
+            Some("stop"),
+        )
+        .unwrap();
+        assert_eq!(a.name, "wider");
+        assert_eq!(a.ids, vec!["E3", "E7", "E12"]);
+        let t = parse_menu_answer(
+            "NAME: shift\nMOTIVATION: mixes tokens\nEDITS: E2, E05\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.ids),
+            ("shift", vec!["E2".to_string(), "E5".to_string()])
+        );
+        let bad = parse_menu_answer(r#"{"name": "x", "edits": ["widen it"]}"#, None).unwrap_err();
+        assert!(bad.contains("not a menu id"), "{bad}");
+        let none = parse_menu_answer(r#"{"name": "x"}"#, None).unwrap_err();
+        assert!(none.contains("no `edits` list"), "{none}");
+        assert!(parse_menu_answer("", Some("length"))
+            .unwrap_err()
+            .contains("cut off"));
+    }
 
     const PARENT: &str =
         "def model(x):\n    h = embed(x, 64)\n    h = rms_norm(h)\n    return linear(h, 10)\n";

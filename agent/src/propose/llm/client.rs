@@ -18,9 +18,9 @@ use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::HttpRequestFactory;
 use async_openai::types::chat::{
-    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
-    ChatCompletionRequestUserMessage, CreateChatCompletionRequestArgs, ResponseFormat,
-    ResponseFormatJsonSchema,
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage,
+    ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
+    CreateChatCompletionRequestArgs, ResponseFormat, ResponseFormatJsonSchema,
 };
 use autoarch_archive::Tokens;
 use rand::Rng;
@@ -67,6 +67,9 @@ pub struct ClientSettings {
 pub struct ChatRequest {
     pub model: String,
     pub system: String,
+    /// Worked examples, each a user turn and the answer to it, sent between the system
+    /// message and the question: small models follow an example far better than instructions.
+    pub examples: Vec<(String, String)>,
     pub user: String,
     pub temperature: f64,
     pub max_tokens: u32,
@@ -240,10 +243,13 @@ impl LlmClient {
     }
 
     fn body(&self, r: &ChatRequest, mode: Mode) -> anyhow::Result<Value> {
-        let messages: Vec<ChatCompletionRequestMessage> = vec![
-            ChatCompletionRequestSystemMessage::from(r.system.as_str()).into(),
-            ChatCompletionRequestUserMessage::from(r.user.as_str()).into(),
-        ];
+        let mut messages: Vec<ChatCompletionRequestMessage> =
+            vec![ChatCompletionRequestSystemMessage::from(r.system.as_str()).into()];
+        for (question, answer) in &r.examples {
+            messages.push(ChatCompletionRequestUserMessage::from(question.as_str()).into());
+            messages.push(ChatCompletionRequestAssistantMessage::from(answer.as_str()).into());
+        }
+        messages.push(ChatCompletionRequestUserMessage::from(r.user.as_str()).into());
         let mut args = CreateChatCompletionRequestArgs::default();
         args.model(&r.model)
             .messages(messages)

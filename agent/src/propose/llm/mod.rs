@@ -4,6 +4,8 @@
 
 pub mod answer;
 pub mod client;
+pub mod menu;
+pub mod modes;
 
 use std::collections::BTreeMap;
 
@@ -16,16 +18,19 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 use crate::config::{LlmConfig, ModelChoice, Price, Reference, StructuredOutput};
+use crate::propose::mutation::menu::{self as edit_menu, Partner};
+use crate::propose::mutation::{rewrite_header, TaskKind};
 use crate::propose::prompts::{
-    AnalyzeVars, Constant, DesignCard, FailureCard, LimitsCard, Metric, Prompts, ProposeVars,
-    RepairVars, SystemVars, TaskCard,
+    AnalyzeVars, AnswerKind, Constant, DesignCard, EditsVars, FailureCard, LimitsCard, Metric,
+    Prompts, ProposeVars, RepairVars, SystemVars, TaskCard,
 };
 use crate::propose::{
     Analysis, AnalysisContext, Draft, Proposal, ProposalContext, ProposeError, Proposer, Shown,
     Unusable,
 };
-use answer::{apply_edits, parse_answer, parse_insight, Body};
+use answer::{apply_edits, parse_answer, parse_insight, parse_menu_answer, Body};
 use client::{CallError, ChatAnswer, ChatRequest, ClientSettings, LlmClient, Mode};
+use modes::Modes;
 
 /// The file name code is shown under in diagnostics.
 const FILE: &str = "model.star";
@@ -71,6 +76,23 @@ pub struct LlmProposer {
     max_tokens: u32,
     repair_rounds: u32,
     reference: String,
+    /// The most menu entries an `edits` answer may choose.
+    max_edits: u32,
+    modes: Modes,
+    /// The names the worked examples give their designs (code, edits): small models copy them,
+    /// and a copied name is no name.
+    example_names: [String; 2],
+}
+
+/// One call to make: what it is for, how it is asked, the worked example before it.
+struct Ask {
+    purpose: &'static str,
+    answer: Option<AnswerKind>,
+    system: String,
+    examples: Vec<(String, String)>,
+    user: String,
+    schema: serde_json::Value,
+    schema_name: &'static str,
 }
 
 /// The API key from the variable the config names; `None` (sent as no key) when unset.
@@ -81,7 +103,8 @@ pub fn api_key(config: &LlmConfig) -> Option<String> {
 }
 
 impl LlmProposer {
-    pub fn new(config: &LlmConfig) -> anyhow::Result<LlmProposer> {
+    /// `max_edits`: the most menu entries one `edits` answer applies (`proposer.max_edits`).
+    pub fn new(config: &LlmConfig, max_edits: u32) -> anyhow::Result<LlmProposer> {
         let base_url = config
             .base_url
             .clone()
@@ -110,9 +133,21 @@ impl LlmProposer {
             first_mode,
             fallback,
         })?;
+        let prompts = Prompts::load(config.prompts.as_deref())?;
+        let example_name = |kind: AnswerKind| {
+            let (_, reply) = prompts.example(kind, Mode::JsonSchema.as_str()).ok()?;
+            match kind {
+                AnswerKind::Code => parse_answer(&reply, None).ok().map(|a| a.name),
+                AnswerKind::Edits => parse_menu_answer(&reply, None).ok().map(|a| a.name),
+            }
+        };
+        let example_names = [
+            example_name(AnswerKind::Code).unwrap_or_default(),
+            example_name(AnswerKind::Edits).unwrap_or_default(),
+        ];
         Ok(LlmProposer {
             client,
-            prompts: Prompts::load(config.prompts.as_deref())?,
+            prompts,
             models: config.model_choices(),
             prices: config.prices.clone(),
             temperature: config.temperature,
@@ -122,7 +157,23 @@ impl LlmProposer {
                 Reference::Full => autoarch_sandbox::reference_markdown(),
                 Reference::Brief => autoarch_sandbox::reference_brief(),
             },
+            max_edits,
+            modes: Modes::new(config.answer),
+            example_names,
         })
+    }
+
+    /// The model's name for its design, unless it copied the worked example's.
+    fn own_name<'a>(&self, given: &'a str) -> &'a str {
+        let copied = self
+            .example_names
+            .iter()
+            .any(|n| !n.is_empty() && n.eq_ignore_ascii_case(given.trim()));
+        if copied {
+            ""
+        } else {
+            given
+        }
     }
 
     fn pick_model(&self, seed: u64) -> String {
@@ -152,6 +203,7 @@ impl LlmProposer {
         task: &TaskCard,
         limits: &LimitsCard,
         mode: Mode,
+        answer: AnswerKind,
     ) -> Result<String, ProposeError> {
         self.prompts
             .system(&SystemVars {
@@ -159,37 +211,44 @@ impl LlmProposer {
                 limits,
                 reference: &self.reference,
                 mode: mode.as_str(),
+                answer: answer.as_str(),
             })
             .map_err(|e| ProposeError::Unavailable(e.to_string()))
     }
 
+    /// The worked example of an answer kind, as a user turn and its answer.
+    fn example(&self, answer: AnswerKind, mode: Mode) -> Result<(String, String), ProposeError> {
+        self.prompts
+            .example(answer, mode.as_str())
+            .map_err(|e| ProposeError::Unavailable(e.to_string()))
+    }
+
     /// One call, as an [`LlmCall`] (outcome filled in by the caller) and the answer if any.
-    async fn ask(
-        &self,
-        purpose: &str,
-        model: &str,
-        system: String,
-        user: String,
-        schema: serde_json::Value,
-        schema_name: &'static str,
-    ) -> (LlmCall, Result<ChatAnswer, CallError>) {
+    async fn ask(&self, model: &str, a: Ask) -> (LlmCall, Result<ChatAnswer, CallError>) {
         let mode = self.client.mode();
+        let mut prompt = format!("[system]\n{}\n", a.system);
+        for (q, answer) in &a.examples {
+            prompt.push_str(&format!("[user]\n{q}\n[assistant]\n{answer}\n"));
+        }
+        prompt.push_str(&format!("[user]\n{}", a.user));
         let request = ChatRequest {
             model: model.to_string(),
-            system,
-            user,
+            system: a.system,
+            examples: a.examples,
+            user: a.user,
             temperature: self.temperature,
             max_tokens: self.max_tokens,
-            schema,
-            schema_name,
+            schema: a.schema,
+            schema_name: a.schema_name,
         };
         let started = std::time::Instant::now();
         let result = self.client.chat(&request).await;
         let mut call = LlmCall {
-            purpose: purpose.into(),
+            purpose: a.purpose.into(),
             model: model.into(),
             mode: mode.as_str().into(),
-            prompt: format!("[system]\n{}\n[user]\n{}", request.system, request.user),
+            prompt,
+            answer: a.answer.map(|k| k.as_str().to_string()).unwrap_or_default(),
             seconds: started.elapsed().as_secs_f64(),
             ..LlmCall::default()
         };
@@ -332,6 +391,7 @@ impl Rounds {
             model: Some(model),
             calls: self.calls,
             draft,
+            notes: Vec::new(),
         }
     }
 }
@@ -397,7 +457,7 @@ impl LlmProposer {
         };
         let a = parse_answer(&answer.content, answer.finish_reason.as_deref())
             .map_err(|why| unusable("the answer cannot be used", why))?;
-        if !a.name.trim().is_empty() {
+        if !self.own_name(&a.name).trim().is_empty() {
             rounds.name = a.name.clone();
         }
         if !a.motivation.trim().is_empty() {
@@ -420,19 +480,23 @@ impl LlmProposer {
         rounds: &mut Rounds,
     ) -> Result<bool, ProposeError> {
         let mode = self.client.mode();
-        let system = self.system(&task_card(&ctx.task), &limits_card(&ctx.limits), mode)?;
+        let system = self.system(
+            &task_card(&ctx.task),
+            &limits_card(&ctx.limits),
+            mode,
+            AnswerKind::Code,
+        )?;
         let user = self.round_prompt(ctx, rounds, round, mode)?;
-        let purpose = if round == 0 { "propose" } else { "repair" };
-        let (mut call, result) = self
-            .ask(
-                purpose,
-                model,
-                system,
-                user,
-                proposal_schema(),
-                "architecture",
-            )
-            .await;
+        let ask = Ask {
+            purpose: if round == 0 { "propose" } else { "repair" },
+            answer: Some(AnswerKind::Code),
+            system,
+            examples: vec![self.example(AnswerKind::Code, mode)?],
+            user,
+            schema: proposal_schema(),
+            schema_name: "architecture",
+        };
+        let (mut call, result) = self.ask(model, ask).await;
         let answer = match result {
             Ok(a) => a,
             Err(CallError::Rejected(why, _)) => {
@@ -490,6 +554,290 @@ impl LlmProposer {
     }
 }
 
+impl LlmProposer {
+    /// A `code` answer: the code or SEARCH/REPLACE edits, repaired on diagnostics.
+    async fn propose_code(
+        &self,
+        ctx: &ProposalContext,
+        model: String,
+    ) -> Result<Proposal, ProposeError> {
+        let mut rounds = Rounds {
+            base: ctx.parent.candidate.code.clone(),
+            ..Rounds::default()
+        };
+        for round in 0..=self.repair_rounds {
+            if self.round(ctx, &model, round, &mut rounds).await? {
+                break;
+            }
+        }
+        Ok(rounds.into_proposal(&ctx.parent.candidate, model))
+    }
+
+    /// An `edits` answer: one call choosing from the parent's edit menu. `None` when no edit
+    /// applies to the parent.
+    async fn propose_edits(
+        &self,
+        ctx: &ProposalContext,
+        model: &str,
+    ) -> Result<Option<Proposal>, ProposeError> {
+        let parent = &ctx.parent.candidate;
+        let partners: Vec<Partner<'_>> = ctx
+            .inspirations
+            .iter()
+            .filter(|s| s.candidate.id != parent.id)
+            .map(|s| Partner {
+                id: s.candidate.id,
+                code: &s.candidate.code,
+            })
+            .collect();
+        let task = TaskKind::of(&ctx.task);
+        let mut rng = ChaCha8Rng::seed_from_u64(ctx.seed ^ 0x3E_4E);
+        let menu = edit_menu::menu(&parent.code, task, &partners, menu::MENU_SIZE, &mut rng);
+        let menu = traced_entries(ctx, menu, task).await?;
+        if menu.is_empty() {
+            return Ok(None);
+        }
+        let (call, result) = self.ask(model, self.edits_ask(ctx, &menu)?).await;
+        let answer = match result {
+            Ok(a) => a,
+            Err(CallError::Rejected(why, _)) => {
+                let why = Unusable {
+                    headline: "the LLM call was rejected".into(),
+                    detail: why,
+                };
+                return Ok(Some(chosen_proposal(ctx, model, call, None, Err(why))));
+            }
+            Err(e) => return Err(ProposeError::Unavailable(e.to_string())),
+        };
+        let choice = match self.make_choice(&answer, &menu, &parent.code, &parent.name, task) {
+            Ok(c) => c,
+            Err(why) => return Ok(Some(chosen_proposal(ctx, model, call, None, Err(why)))),
+        };
+        let outcome = match ctx.checker.check(&choice.code).await {
+            Ok(o) => o,
+            Err(error) => {
+                return Err(ProposeError::Machine {
+                    error,
+                    calls: vec![call],
+                })
+            }
+        };
+        Ok(Some(chosen_proposal(
+            ctx,
+            model,
+            call,
+            Some(choice),
+            Ok(outcome),
+        )))
+    }
+
+    /// The call of an `edits` answer: the menu prompt, its worked example, the schema.
+    fn edits_ask(
+        &self,
+        ctx: &ProposalContext,
+        menu: &[edit_menu::MenuEntry],
+    ) -> Result<Ask, ProposeError> {
+        let mode = self.client.mode();
+        let (task_card, limits) = (task_card(&ctx.task), limits_card(&ctx.limits));
+        let user = self
+            .prompts
+            .edits(&EditsVars {
+                task: &task_card,
+                limits: &limits,
+                mode: mode.as_str(),
+                parent: design_card(&ctx.parent, String::new()),
+                inspirations: ctx
+                    .inspirations
+                    .iter()
+                    .map(|s| design_card(s, String::new()))
+                    .collect(),
+                insights: ctx.insights.clone(),
+                menu: menu.iter().map(|e| e.line()).collect(),
+                max_edits: self.max_edits.max(1),
+            })
+            .map_err(|e| ProposeError::Unavailable(e.to_string()))?;
+        Ok(Ask {
+            purpose: "propose",
+            answer: Some(AnswerKind::Edits),
+            system: self.system(&task_card, &limits, mode, AnswerKind::Edits)?,
+            examples: vec![self.example(AnswerKind::Edits, mode)?],
+            user,
+            schema: menu::schema(menu, self.max_edits),
+            schema_name: "edits",
+        })
+    }
+
+    /// Reads an `edits` answer and applies what it chose to the parent.
+    fn make_choice(
+        &self,
+        answer: &ChatAnswer,
+        menu: &[edit_menu::MenuEntry],
+        parent_code: &str,
+        parent_name: &str,
+        task: TaskKind,
+    ) -> Result<Choice, Unusable> {
+        let a = parse_menu_answer(&answer.content, answer.finish_reason.as_deref()).map_err(
+            |detail| Unusable {
+                headline: "the answer cannot be used".into(),
+                detail,
+            },
+        )?;
+        let (entries, dropped) = menu::resolve(&a, menu, self.max_edits)?;
+        let applied = edit_menu::apply(parent_code, &entries, task);
+        let name = choice_name(self.own_name(&a.name), parent_name, &applied.applied);
+        let what: Vec<String> = applied
+            .applied
+            .iter()
+            .map(|e| e.description.clone())
+            .collect();
+        let code = rewrite_header(&applied.code, &name, &what);
+        let mut notes: Vec<String> = applied
+            .skipped
+            .iter()
+            .map(|(e, why)| format!("{} skipped: {why}", e.id))
+            .collect();
+        if !dropped.is_empty() {
+            notes.push(format!(
+                "{} dropped: at most {} edits",
+                dropped.join(", "),
+                self.max_edits.max(1)
+            ));
+        }
+        Ok(Choice {
+            name,
+            motivation: a.motivation,
+            applied: applied.applied,
+            notes,
+            code,
+        })
+    }
+}
+
+/// The name of an `edits` answer's design: the model's, unless it only named menu ids (small
+/// models do), then the parent's with the kinds of edit, as the mutation proposer names them.
+fn choice_name(given: &str, parent: &str, applied: &[edit_menu::MenuEntry]) -> String {
+    let only_ids = given
+        .split([',', ' ', ';', '+'])
+        .filter(|t| !t.is_empty())
+        .all(|t| {
+            t.strip_prefix(['E', 'e'])
+                .is_some_and(|d| d.chars().all(|c| c.is_ascii_digit()))
+        });
+    if !only_ids {
+        return name_of(given, parent);
+    }
+    let base = parent.split(" · ").next().unwrap_or(parent).trim();
+    let kinds: Vec<String> = applied
+        .iter()
+        .map(|e| format!("{:?}", e.kind).to_lowercase())
+        .collect();
+    format!("{base} · {} (llm)", kinds.join("+"))
+}
+
+/// The menu entries whose design traces under the campaign's limits (each traced in the trace
+/// child, like every proposal), numbered again: the model is offered no edit that fails alone.
+async fn traced_entries(
+    ctx: &ProposalContext,
+    menu: Vec<edit_menu::MenuEntry>,
+    task: TaskKind,
+) -> Result<Vec<edit_menu::MenuEntry>, ProposeError> {
+    // One at a time: a trace child is quick (milliseconds) and each has its memory limit.
+    let mut keep = Vec::with_capacity(menu.len());
+    for e in &menu {
+        let code = edit_menu::apply(&ctx.parent.candidate.code, &[e], task).code;
+        keep.push(matches!(
+            ctx.checker.check(&code).await?,
+            TraceOutcome::Ok(_)
+        ));
+    }
+    let kept = menu
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(e, k)| k.then_some(e))
+        .collect();
+    Ok(edit_menu::renumber(kept))
+}
+
+/// What an `edits` answer chose and made.
+struct Choice {
+    name: String,
+    motivation: String,
+    applied: Vec<edit_menu::MenuEntry>,
+    /// Chosen entries that were not applied, and why.
+    notes: Vec<String>,
+    code: String,
+}
+
+/// The proposal of an `edits` answer: its call (with the entries applied and the outcome),
+/// the parents (crossover partners included) and the draft.
+fn chosen_proposal(
+    ctx: &ProposalContext,
+    model: &str,
+    mut call: LlmCall,
+    choice: Option<Choice>,
+    traced: Result<TraceOutcome, Unusable>,
+) -> Proposal {
+    let parent = &ctx.parent.candidate;
+    let mut parents = vec![parent.id];
+    let (name, mut motivation, code) = match &choice {
+        Some(c) => {
+            call.edits = c.applied.iter().map(|e| e.line()).collect();
+            for e in &c.applied {
+                if let Some((id, _)) = &e.partner {
+                    if !parents.contains(id) {
+                        parents.push(*id);
+                    }
+                }
+            }
+            (c.name.clone(), c.motivation.clone(), c.code.clone())
+        }
+        None => (name_of("", &parent.name), String::new(), String::new()),
+    };
+    if !call.edits.is_empty() {
+        motivation = format!(
+            "{}\nEdits chosen from the menu: {}.",
+            motivation.trim(),
+            call.edits.join("; ")
+        )
+        .trim_start()
+        .to_string();
+    }
+    let notes = choice.map(|c| c.notes).unwrap_or_default();
+    let draft = match traced {
+        Ok(outcome @ TraceOutcome::Ok(_)) => {
+            call.outcome = "traced".into();
+            Draft::Traced { code, outcome }
+        }
+        Ok(TraceOutcome::Invalid { diagnostics }) => {
+            let rendered = autoarch_sandbox::render_all(&diagnostics, FILE);
+            call.outcome = format!("does not trace: {}", rendered.lines().next().unwrap_or(""));
+            Draft::Unusable {
+                code,
+                why: Unusable {
+                    headline: "the code does not trace".into(),
+                    detail: rendered,
+                },
+            }
+        }
+        Err(why) => {
+            call.outcome = format!("{}: {}", why.headline, why.detail.replace('\n', " "));
+            Draft::Unusable { code, why }
+        }
+    };
+    if !notes.is_empty() && call.outcome == "traced" {
+        call.outcome = format!("traced; {}", notes.join("; "));
+    }
+    Proposal {
+        name,
+        motivation,
+        parents,
+        model: Some(model.to_string()),
+        calls: vec![call],
+        draft,
+        notes: Vec::new(),
+    }
+}
+
 #[async_trait]
 impl Proposer for LlmProposer {
     fn kind(&self) -> ProposerKind {
@@ -498,23 +846,42 @@ impl Proposer for LlmProposer {
 
     async fn propose(&self, ctx: ProposalContext) -> Result<Proposal, ProposeError> {
         let model = self.pick_model(ctx.seed);
-        let mut rounds = Rounds {
-            base: ctx.parent.candidate.code.clone(),
-            ..Rounds::default()
-        };
-        for round in 0..=self.repair_rounds {
-            if self.round(&ctx, &model, round, &mut rounds).await? {
-                break;
+        let mut kind = self.modes.next(&model);
+        let mut proposal = None;
+        if kind == AnswerKind::Edits {
+            proposal = self.propose_edits(&ctx, &model).await?;
+            if proposal.is_none() {
+                // No edit applies to this parent: it gets a code answer.
+                kind = AnswerKind::Code;
             }
         }
-        Ok(rounds.into_proposal(&ctx.parent.candidate, model))
+        let mut proposal = match proposal {
+            Some(p) => p,
+            None => self.propose_code(&ctx, model.clone()).await?,
+        };
+        let traced = matches!(
+            &proposal.draft,
+            Draft::Traced {
+                outcome: TraceOutcome::Ok(_),
+                ..
+            }
+        );
+        if let Some(line) = self.modes.record(&model, kind, traced) {
+            proposal.notes.push(line);
+        }
+        Ok(proposal)
     }
 
     async fn analyze(&self, ctx: AnalysisContext) -> Result<Option<Analysis>, ProposeError> {
         let model = self.pick_model(ctx.results.len() as u64);
         let task = task_card(&ctx.task);
         let mode = self.client.mode();
-        let system = self.system(&task, &limits_card(&Limits::default()), mode)?;
+        let system = self.system(
+            &task,
+            &limits_card(&Limits::default()),
+            mode,
+            AnswerKind::Code,
+        )?;
         let user = self
             .prompts
             .analyze(&AnalyzeVars {
@@ -537,9 +904,16 @@ impl Proposer for LlmProposer {
                 insights: ctx.insights.clone(),
             })
             .map_err(|e| ProposeError::Unavailable(e.to_string()))?;
-        let (mut call, result) = self
-            .ask("analyze", &model, system, user, insight_schema(), "insight")
-            .await;
+        let ask = Ask {
+            purpose: "analyze",
+            answer: None,
+            system,
+            examples: vec![],
+            user,
+            schema: insight_schema(),
+            schema_name: "insight",
+        };
+        let (mut call, result) = self.ask(&model, ask).await;
         let insight = match result {
             Ok(a) => parse_insight(&a.content, a.finish_reason.as_deref())
                 .map(|i| (i.insight, i.evidence)),
@@ -559,6 +933,79 @@ impl Proposer for LlmProposer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The code inside the first ```python fence of a text.
+    fn fenced(text: &str) -> String {
+        let start = text.find("```python\n").unwrap() + "```python\n".len();
+        text[start..][..text[start..].find("```").unwrap()].to_string()
+    }
+
+    #[test]
+    fn the_worked_examples_are_real_answers_in_every_mode() {
+        use autoarch_sandbox::{trace, TraceConfig};
+        let prompts = Prompts::load(None).unwrap();
+        let config = TraceConfig::new(TaskShape::by_name("mqar").unwrap());
+        for mode in Mode::CHAIN {
+            // The code example's parent and answer both trace.
+            let (question, reply) = prompts.example(AnswerKind::Code, mode.as_str()).unwrap();
+            assert!(matches!(
+                trace(&fenced(&question), &config),
+                TraceOutcome::Ok(_)
+            ));
+            let a = parse_answer(&reply, Some("stop")).unwrap();
+            let Body::Code(code) = a.body else {
+                panic!("{mode:?}: {reply}")
+            };
+            assert!(
+                matches!(trace(&code, &config), TraceOutcome::Ok(_)),
+                "{mode:?}"
+            );
+            // The edits example shows a real menu of its design, and chooses from it.
+            let (question, reply) = prompts.example(AnswerKind::Edits, mode.as_str()).unwrap();
+            let design = fenced(&question);
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let real: Vec<String> =
+                edit_menu::menu(&design, TaskKind { sequence: true }, &[], 100, &mut rng)
+                    .into_iter()
+                    .map(|e| e.description)
+                    .collect();
+            let shown: Vec<&str> = question
+                .lines()
+                .filter_map(|l| l.strip_prefix('E')?.split_once(": ").map(|(_, d)| d))
+                .collect();
+            assert_eq!(shown.len(), 4);
+            for d in &shown {
+                assert!(
+                    real.iter().any(|r| r == d),
+                    "{d:?} is not an edit of the design: {real:?}"
+                );
+            }
+            let chosen = parse_menu_answer(&reply, Some("stop")).unwrap();
+            assert_eq!(chosen.ids, vec!["E4", "E1"], "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn a_choice_named_only_by_its_ids_gets_the_parents_name_and_its_kinds() {
+        let code = crate::seeds::by_name("transformer").unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let m = edit_menu::menu(code, TaskKind { sequence: true }, &[], 30, &mut rng);
+        let width = m
+            .iter()
+            .find(|e| e.kind == crate::propose::mutation::EditKind::Width)
+            .unwrap();
+        let applied = vec![width.clone()];
+        assert_eq!(
+            choice_name("E3", "transformer · depth", &applied),
+            "transformer · width (llm)"
+        );
+        assert_eq!(choice_name("E3, E12", "t", &applied), "t · width (llm)");
+        assert_eq!(choice_name("", "t", &applied), "t · width (llm)");
+        assert_eq!(
+            choice_name("Wide transformer", "t", &applied),
+            "Wide transformer"
+        );
+    }
 
     #[test]
     fn models_are_asked_in_proportion_to_their_weights_and_priced_per_million_tokens() {
@@ -583,7 +1030,7 @@ mod tests {
                 completion: 8.0,
             },
         );
-        let p = LlmProposer::new(&config).unwrap();
+        let p = LlmProposer::new(&config, 2).unwrap();
         let cheap = (0..4000u64).filter(|s| p.pick_model(*s) == "cheap").count();
         assert!((2800..3200).contains(&cheap), "{cheap} of 4000");
         assert_eq!(p.pick_model(17), p.pick_model(17), "reproducible");

@@ -7,10 +7,11 @@
 //! is one function in [`edits`].
 
 mod edits;
+pub mod menu;
 
 use async_trait::async_trait;
 use autoarch_archive::ProposerKind;
-use autoarch_sandbox::outline::{apply_edits, outline, Outline};
+use autoarch_sandbox::outline::{apply_edits, outline, Edit, Outline};
 use autoarch_sandbox::{DType, TaskShape};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -53,12 +54,14 @@ pub const EDIT_KINDS: &[EditKind] = &[
     EditKind::Crossover,
 ];
 
-/// One edit applied to a source: the new source and what was done, in words.
+/// One edit applied to a source: the new source, what was done in words, and the text edits
+/// (on the source it was made for) that did it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Applied {
     pub kind: EditKind,
     pub code: String,
     pub description: String,
+    pub edits: Vec<Edit>,
 }
 
 /// The facts about the task the edits need.
@@ -114,6 +117,7 @@ pub fn candidates(
                 kind,
                 code,
                 description,
+                edits,
             })
         })
         .collect()
@@ -140,7 +144,7 @@ pub fn mutate_once(
 }
 
 /// Rewrites the header comment: the new name, and the edit history (the last five edits).
-fn rewrite_header(code: &str, name: &str, edits: &[String]) -> String {
+pub(crate) fn rewrite_header(code: &str, name: &str, edits: &[String]) -> String {
     let header = Header::parse(code);
     let mut history = header.all("edit");
     history.extend(edits.iter().cloned());
@@ -255,6 +259,7 @@ impl Proposer for MutationProposer {
             model: None,
             calls: vec![],
             draft: Draft::Code(m.code),
+            notes: Vec::new(),
         })
     }
 }

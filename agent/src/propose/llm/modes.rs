@@ -1,0 +1,191 @@
+//! `[llm] answer = "auto"`: per model, answer with code while its code traces often enough,
+//! with edits from the menu when it does not, and probe code again now and then.
+//!
+//! The rule: a model starts in `code`. When fewer than a quarter of its last [`WINDOW`] code
+//! proposals (at least [`EVIDENCE`] of them) traced, after repair, it switches to `edits`. In
+//! `edits`, every [`WINDOW`]th proposal is a code probe; when the share is back at a quarter or
+//! more, the model switches back to `code`. The state lives in the proposer: a resumed campaign
+//! starts every model in `code` again.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+use crate::config::AnswerChoice;
+use crate::propose::prompts::AnswerKind;
+
+/// The code proposals the share is taken over, and the period of the probes.
+pub const WINDOW: usize = 8;
+/// The fewest code proposals a switch to edits rests on.
+pub const EVIDENCE: usize = 2;
+/// The share of code proposals that must trace.
+pub const THRESHOLD: f64 = 0.25;
+
+#[derive(Debug)]
+struct ModelState {
+    current: AnswerKind,
+    /// The last code proposals: traced (after repair) or not.
+    code: VecDeque<bool>,
+    /// Proposals asked in `edits` since the last code proposal.
+    edits_since_code: usize,
+}
+
+impl Default for ModelState {
+    fn default() -> Self {
+        ModelState {
+            current: AnswerKind::Code,
+            code: VecDeque::new(),
+            edits_since_code: 0,
+        }
+    }
+}
+
+impl ModelState {
+    fn share(&self) -> f64 {
+        self.code.iter().filter(|t| **t).count() as f64 / self.code.len().max(1) as f64
+    }
+}
+
+/// The answer kind per model.
+#[derive(Debug)]
+pub struct Modes {
+    choice: AnswerChoice,
+    models: Mutex<BTreeMap<String, ModelState>>,
+}
+
+impl Modes {
+    pub fn new(choice: AnswerChoice) -> Modes {
+        Modes {
+            choice,
+            models: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// How the next proposal of `model` is asked for.
+    pub fn next(&self, model: &str) -> AnswerKind {
+        match self.choice {
+            AnswerChoice::Code => AnswerKind::Code,
+            AnswerChoice::Edits => AnswerKind::Edits,
+            AnswerChoice::Auto => {
+                let mut models = self.models.lock().expect("modes lock");
+                let s = models.entry(model.to_string()).or_default();
+                match s.current {
+                    AnswerKind::Code => AnswerKind::Code,
+                    AnswerKind::Edits if s.edits_since_code + 1 >= WINDOW => {
+                        // The probe: counted as asked, so that proposals in flight at the same
+                        // time do not all probe.
+                        s.edits_since_code = 0;
+                        AnswerKind::Code
+                    }
+                    AnswerKind::Edits => {
+                        s.edits_since_code += 1;
+                        AnswerKind::Edits
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records how a proposal asked as `kind` ended; returns the line to log when the model
+    /// switched.
+    pub fn record(&self, model: &str, kind: AnswerKind, traced: bool) -> Option<String> {
+        if self.choice != AnswerChoice::Auto || kind != AnswerKind::Code {
+            return None;
+        }
+        let mut models = self.models.lock().expect("modes lock");
+        let s = models.entry(model.to_string()).or_default();
+        s.code.push_back(traced);
+        while s.code.len() > WINDOW {
+            s.code.pop_front();
+        }
+        let share = s.share();
+        let (ok, n) = (s.code.iter().filter(|t| **t).count(), s.code.len());
+        let to = match s.current {
+            AnswerKind::Code if n >= EVIDENCE && share < THRESHOLD => AnswerKind::Edits,
+            AnswerKind::Edits if share >= THRESHOLD => AnswerKind::Code,
+            _ => return None,
+        };
+        s.current = to;
+        s.edits_since_code = 0;
+        let why = match to {
+            AnswerKind::Edits => format!(
+                "{ok} of its last {n} code proposals traced (under {:.0}%); code is probed every {WINDOW}th proposal",
+                THRESHOLD * 100.0
+            ),
+            AnswerKind::Code => format!(
+                "a code probe traced: {ok} of its last {n} code proposals did (at least {:.0}%)",
+                THRESHOLD * 100.0
+            ),
+        };
+        Some(format!(
+            "{model}: answers switch from {} to {}: {why}",
+            match to {
+                AnswerKind::Edits => "code",
+                AnswerKind::Code => "edits",
+            },
+            to.as_str()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_choices_never_switch() {
+        for (choice, kind) in [
+            (AnswerChoice::Code, AnswerKind::Code),
+            (AnswerChoice::Edits, AnswerKind::Edits),
+        ] {
+            let m = Modes::new(choice);
+            for _ in 0..20 {
+                assert_eq!(m.next("a"), kind);
+                assert_eq!(m.record("a", kind, false), None);
+            }
+        }
+    }
+
+    #[test]
+    fn auto_switches_to_edits_probes_every_eighth_and_switches_back_per_model() {
+        let m = Modes::new(AnswerChoice::Auto);
+        assert_eq!(m.next("small"), AnswerKind::Code);
+        assert_eq!(
+            m.record("small", AnswerKind::Code, false),
+            None,
+            "one is no evidence"
+        );
+        assert_eq!(m.next("small"), AnswerKind::Code);
+        let line = m.record("small", AnswerKind::Code, false).unwrap();
+        assert_eq!(
+            line,
+            "small: answers switch from code to edits: 0 of its last 2 code proposals traced (under 25%); code is probed every 8th proposal"
+        );
+        // Another model keeps its own state.
+        assert_eq!(m.next("big"), AnswerKind::Code);
+        let kinds: Vec<AnswerKind> = (0..16).map(|_| m.next("small")).collect();
+        let probes: Vec<usize> = (0..16).filter(|i| kinds[*i] == AnswerKind::Code).collect();
+        assert_eq!(probes, vec![7, 15], "{kinds:?}");
+        // Edits answers do not move the share; a failed probe keeps edits.
+        assert_eq!(m.record("small", AnswerKind::Edits, true), None);
+        assert_eq!(m.record("small", AnswerKind::Code, false), None);
+        // 1 of 4 traced: back to code.
+        let back = m.record("small", AnswerKind::Code, true).unwrap();
+        assert!(
+            back.starts_with(
+                "small: answers switch from edits to code: a code probe traced: 1 of its last 4"
+            ),
+            "{back}"
+        );
+        assert_eq!(m.next("small"), AnswerKind::Code);
+    }
+
+    #[test]
+    fn a_model_whose_code_traces_stays_in_code() {
+        let m = Modes::new(AnswerChoice::Auto);
+        for i in 0..30 {
+            assert_eq!(m.next("good"), AnswerKind::Code);
+            // One in three traces: above the quarter.
+            assert_eq!(m.record("good", AnswerKind::Code, i % 3 == 0), None, "{i}");
+        }
+    }
+}
