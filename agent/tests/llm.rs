@@ -1024,3 +1024,158 @@ async fn auto_switches_a_failing_model_to_edits_probes_code_and_switches_back_wi
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumed_campaign_keeps_a_models_answer_kind() {
+    let server = replying(|body| {
+        if asks_for_edits(body) {
+            choose(&["E1"])
+        } else {
+            completion("I like turtles.", 50, 10, "stop")
+        }
+    })
+    .await;
+    let c = Campaign::new(
+        &server,
+        "answer = \"auto\"\nrepair_rounds = 0",
+        "max_candidates = 3",
+    )
+    .with_seed(BLOCK_SEED);
+    ok(&c.run().await);
+    let kinds = |requests: &[Request]| -> Vec<&'static str> {
+        bodies(requests)
+            .iter()
+            .map(|b| if asks_for_edits(b) { "edits" } else { "code" })
+            .collect()
+    };
+    assert_eq!(
+        kinds(&server.received_requests().await.unwrap()),
+        ["code", "code", "edits"]
+    );
+    // The same campaign with a larger budget: the model goes on with edits, no code first.
+    let root = c.root.clone();
+    let more = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_autoarch"))
+            .current_dir(&root)
+            .env_remove("AUTOARCH_ARCHIVE")
+            .args(["run", "campaign.toml", "--max-candidates", "5"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    ok(&more);
+    assert_eq!(
+        kinds(&server.received_requests().await.unwrap()),
+        ["code", "code", "edits", "edits", "edits"]
+    );
+    // The switch was logged in the first run; the second says where it resumed.
+    let switches = c
+        .records()
+        .events
+        .iter()
+        .filter(|e| e["kind"] == "proposer")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    assert_eq!(switches.len(), 2, "{switches:?}");
+    assert!(switches[0].starts_with("mock-model: answers switch from code to edits"));
+    assert_eq!(
+        switches[1],
+        "mock-model: resumes with edits answers (0 of its last 2 code proposals traced)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn edits_answers_follow_the_structured_output_fallback_to_json_object_and_text() {
+    let server = replying(|body| {
+        let kind = body["response_format"]["type"].as_str().unwrap_or("text");
+        let edits_schema = body["response_format"]["schema"]["properties"]["edits"].is_object();
+        match kind {
+            "json_schema" => ResponseTemplate::new(400)
+                .set_body_string("response_format of type json_schema is not supported"),
+            "json_object" if edits_schema => choose(&["E2"]),
+            _ => ResponseTemplate::new(400).set_body_string("unexpected request"),
+        }
+    })
+    .await;
+    let c =
+        Campaign::new(&server, "answer = \"edits\"", "max_candidates = 2").with_seed(BLOCK_SEED);
+    ok(&c.run().await);
+    let r = c.records();
+    let llm = r.llm();
+    assert_eq!(llm.len(), 2);
+    for cand in &llm {
+        let call = &cand["calls"][0];
+        assert_eq!(call["mode"], "json_object", "{call}");
+        assert_eq!(call["answer"], "edits");
+        assert!(call["edits"][0].as_str().unwrap().starts_with("E2: "));
+        assert_eq!(r.outcome(&cand["id"]).0, "ok");
+    }
+    // In text mode the prompt asks for an EDITS line, and such an answer is read.
+    let text_server = replying(|body| {
+        if body.get("response_format").is_some() {
+            ResponseTemplate::new(400).set_body_string("response_format is not supported")
+        } else {
+            completion(
+                "NAME: wider\nMOTIVATION: more room\nEDITS: E1 and E3\n",
+                80,
+                12,
+                "stop",
+            )
+        }
+    })
+    .await;
+    let t = Campaign::new(&text_server, "answer = \"edits\"", "max_candidates = 2")
+        .with_seed(BLOCK_SEED);
+    ok(&t.run().await);
+    // The first question was written for JSON before the server refused it; the next one
+    // asks for the text form.
+    let last = bodies(&text_server.received_requests().await.unwrap())
+        .pop()
+        .unwrap();
+    assert!(user_prompt(&last).contains("EDITS: the ids you choose"));
+    let r = t.records();
+    let call = &r.llm()[0]["calls"][0];
+    assert_eq!(call["mode"], "text");
+    assert_eq!(call["edits"].as_array().unwrap().len(), 2, "{call}");
+    assert_eq!(r.llm()[0]["name"], "wider");
+}
+
+/// A design no structural edit applies to: its edit menu is empty.
+const BARE_SEED: &str =
+    "# name: bare\n# task: mqar\ndef model(tokens):\n    return linear(embedding(tokens, VOCAB, 16), VOCAB)\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_menu_is_no_proposal_with_edits_and_a_code_answer_with_auto() {
+    // `edits`: nothing to offer, nothing asked; the campaign stops with the reason.
+    let quiet = server(vec![choose(&["E1"])]).await;
+    let c = Campaign::new(&quiet, "answer = \"edits\"", "max_candidates = 3").with_seed(BARE_SEED);
+    let out = c.run().await;
+    assert!(quiet.received_requests().await.unwrap().is_empty());
+    let r = c.records();
+    assert!(r.llm().is_empty());
+    assert!(
+        r.stopped()
+            .contains("no edit on the menu traces for this parent"),
+        "{}\n{}",
+        r.stopped(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `auto`: the model is on edits after two failures, but this parent gets code answers.
+    let fallback = replying(|body| {
+        assert!(!asks_for_edits(body), "an empty menu was offered");
+        completion("I like turtles.", 50, 10, "stop")
+    })
+    .await;
+    let a = Campaign::new(
+        &fallback,
+        "answer = \"auto\"\nrepair_rounds = 0",
+        "max_candidates = 4",
+    )
+    .with_seed(BARE_SEED);
+    ok(&a.run().await);
+    assert_eq!(fallback.received_requests().await.unwrap().len(), 4);
+    for cand in a.records().llm() {
+        assert_eq!(cand["calls"][0]["answer"], "code");
+    }
+}

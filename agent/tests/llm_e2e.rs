@@ -2,7 +2,8 @@
 //! (`scripts/local-llm.sh`, started by `.ci/run`). The model is weak; this proves the client,
 //! the structured output, the parsing, the repair path and `answer = "auto"` against a real
 //! server: a model whose code does not trace is switched to choosing edits from the menu, and
-//! the campaign still gets designs that train.
+//! the campaign still gets designs that train. One edit per answer (`max_edits = 1`): every
+//! entry on the menu is traced before it is offered, so a choice cannot fail to trace.
 //!
 //! Run with the server up:
 //!     AUTOARCH_E2E_LLM=http://127.0.0.1:8089/v1 cargo test -p autoarch-agent --test llm_e2e -- --nocapture
@@ -29,7 +30,7 @@ fn an_auto_mode_campaign_of_eight_proposals_against_a_real_local_llm_gets_design
     std::fs::write(
         root.join("campaign.toml"),
         format!(
-            "name = \"e2e\"\nseeds = [\"seed.star\"]\n\n[task]\nname = \"mqar\"\nseq_len = 16\nvocab = 16\nkv_pairs = 2\nvalidation_size = 16\n\n[proposer]\nkind = \"llm\"\n\n[llm]\nbase_url = \"{url}\"\nmodel = \"{model}\"\nanswer = \"auto\"\ntemperature = 0.3\nmax_tokens = 384\ntimeout_seconds = 120\nunreachable_seconds = 60\nrepair_rounds = 1\nanalyze_every = 4\nreference = \"brief\"\n\n[budget]\nmax_candidates = {PROPOSALS}\n\n[evaluation]\nworkers = 1\nsteps = 4\nbatch_size = 8\npromote_fraction = 0.0\n\n[selection]\ninspirations = 1\n"
+            "name = \"e2e\"\nseeds = [\"seed.star\"]\n\n[task]\nname = \"mqar\"\nseq_len = 16\nvocab = 16\nkv_pairs = 2\nvalidation_size = 16\n\n[proposer]\nkind = \"llm\"\nmax_edits = 1\n\n[llm]\nbase_url = \"{url}\"\nmodel = \"{model}\"\nanswer = \"auto\"\ntemperature = 0.3\nmax_tokens = 384\ntimeout_seconds = 120\nunreachable_seconds = 60\nrepair_rounds = 1\nanalyze_every = 4\nreference = \"brief\"\n\n[budget]\nmax_candidates = {PROPOSALS}\n\n[evaluation]\nworkers = 1\nsteps = 4\nbatch_size = 8\npromote_fraction = 0.0\n\n[selection]\ninspirations = 1\n"
         ),
     )
     .unwrap();

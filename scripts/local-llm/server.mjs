@@ -7,7 +7,7 @@
 // GBNF `grammar` string. Requests are answered one at a time (one context sequence).
 //
 // Environment: MODEL (path to the .gguf, required), MODEL_ID (the id to answer to), HOST, PORT,
-// THREADS, CONTEXT (tokens).
+// THREADS, CONTEXT (tokens); ../local-llm.sh sets them.
 
 import http from "node:http";
 import { getLlama, LlamaChat, LlamaGrammar } from "node-llama-cpp";
@@ -191,16 +191,23 @@ const server = http.createServer(async (req, res) => {
       } catch (e) {
         throw e instanceof RequestError ? e : new RequestError(400, `the body is not JSON: ${e.message}`);
       }
-      if (body?.stream) throw new RequestError(400, "stream is not supported", "stream");
+      if (body === null || typeof body !== "object" || Array.isArray(body)) {
+        throw new RequestError(400, "the body must be a JSON object");
+      }
+      if (body.stream) throw new RequestError(400, "stream is not supported", "stream");
       if (body.model != null && body.model !== modelId) {
         throw new RequestError(404, `model "${body.model}" does not exist; this server has "${modelId}"`, "model");
       }
       const gone = new AbortController();
       const onClose = () => gone.abort();
+      if (req.socket.destroyed) return;
       req.socket.once("close", onClose);
-      const answer = await serialized(() => complete(body, gone.signal));
-      req.socket.off("close", onClose);
-      if (!gone.signal.aborted) send(res, 200, answer);
+      try {
+        const answer = await serialized(() => complete(body, gone.signal));
+        if (!gone.signal.aborted) send(res, 200, answer);
+      } finally {
+        req.socket.off("close", onClose);
+      }
     } else {
       throw new RequestError(404, `no route ${req.method} ${path}`);
     }

@@ -316,6 +316,15 @@ impl<'c> Engine<'c> {
                 self.baseline_done += 1;
             }
         }
+        if !baseline {
+            let own: Vec<&autoarch_archive::Candidate> = listed
+                .iter()
+                .filter(|l| !random.contains(&l.candidate.id) && !l.candidate.calls.is_empty())
+                .map(|l| &l.candidate)
+                .collect();
+            let notes = self.proposer.restore(&own);
+            self.log_notes(&notes, None)?;
+        }
         self.random = random;
         self.made = if baseline {
             BASELINE_NUMBERS + self.state.baseline_proposals

@@ -204,4 +204,11 @@ pub trait Proposer: Send + Sync {
     async fn analyze(&self, _context: AnalysisContext) -> Result<Option<Analysis>, ProposeError> {
         Ok(None)
     }
+
+    /// What this campaign proposed before (a resumed run), oldest first, for proposers that
+    /// learn from their own record (the LLM proposer's `auto` answer kind). Returns lines for
+    /// the campaign's log.
+    fn restore(&self, _history: &[&Candidate]) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -182,8 +182,11 @@ fn menu_id(v: &Value) -> Option<String> {
         _ => return None,
     };
     let digits = text.strip_prefix(['E', 'e']).unwrap_or(&text);
-    (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()))
-        .then(|| format!("E{}", digits.trim_start_matches('0')))
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    // `E05` is `E5`; `E0` stays `E0` (no menu has it, and the refusal says so).
+    digits.parse::<u64>().ok().map(|n| format!("E{n}"))
 }
 
 /// Reads an `edits` answer: JSON `{name, motivation, edits: [ids]}`, or text with `NAME:`,
@@ -219,16 +222,20 @@ pub fn parse_menu_answer(content: &str, finish_reason: Option<&str>) -> Result<M
         });
     }
     let line = labelled(content, "edits").ok_or("the answer has no `EDITS:` line of menu ids")?;
-    let ids = line
+    // Words between the ids ("E3 and E7") are skipped; a line without any id is refused.
+    let ids: Vec<String> = line
         .split([',', ' ', ';'])
-        .filter(|t| !t.trim().is_empty())
-        .map(|t| {
+        .filter_map(|t| {
             menu_id(&Value::String(
                 t.trim_matches(['[', ']', '"', '.']).to_string(),
             ))
-            .ok_or_else(|| format!("`{t}` in the EDITS line is not a menu id like E3"))
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
+    if ids.is_empty() {
+        return Err(format!(
+            "the EDITS line (`{line}`) holds no menu id like E3"
+        ));
+    }
     Ok(MenuAnswer {
         name: labelled(content, "name").unwrap_or_default(),
         motivation: labelled(content, "motivation").unwrap_or_default(),
@@ -534,6 +541,13 @@ mod tests {
             (t.name.as_str(), t.ids),
             ("shift", vec!["E2".to_string(), "E5".to_string()])
         );
+        let loose = parse_menu_answer("NAME: n\nEDITS: E3 and E7.\n", None).unwrap();
+        assert_eq!(loose.ids, vec!["E3", "E7"]);
+        assert!(parse_menu_answer("EDITS: the first one\n", None)
+            .unwrap_err()
+            .contains("holds no menu id"));
+        let zero = parse_menu_answer(r#"{"edits": ["E0", "e007"]}"#, None).unwrap();
+        assert_eq!(zero.ids, vec!["E0", "E7"]);
         let bad = parse_menu_answer(r#"{"name": "x", "edits": ["widen it"]}"#, None).unwrap_err();
         assert!(bad.contains("not a menu id"), "{bad}");
         let none = parse_menu_answer(r#"{"name": "x"}"#, None).unwrap_err();

@@ -165,9 +165,11 @@ fn refuses_format(status: u16, body: &str) -> bool {
     ]
     .iter()
     .any(|k| b.contains(k));
+    // A 400 for another reason (a prompt over the context window) must not cost every later
+    // call its structured output.
     match status {
-        400 | 415 | 422 | 501 => true,
-        500..=599 => about_format,
+        415 | 501 => true,
+        400 | 422 | 500..=599 => about_format,
         _ => false,
     }
 }

@@ -734,6 +734,9 @@ fn choice_name(given: &str, parent: &str, applied: &[edit_menu::MenuEntry]) -> S
     format!("{base} · {} (llm)", kinds.join("+"))
 }
 
+/// The most time spent tracing one menu's entries.
+const MENU_TRACE_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The menu entries whose design traces under the campaign's limits (each traced in the trace
 /// child, like every proposal), numbered again: the model is offered no edit that fails alone.
 async fn traced_entries(
@@ -741,14 +744,17 @@ async fn traced_entries(
     menu: Vec<edit_menu::MenuEntry>,
     task: TaskKind,
 ) -> Result<Vec<edit_menu::MenuEntry>, ProposeError> {
-    // One at a time: a trace child is quick (milliseconds) and each has its memory limit.
-    let mut keep = Vec::with_capacity(menu.len());
-    for e in &menu {
+    // One at a time: a trace child takes milliseconds and each has its memory limit.
+    // Pathological code could take each to its deadline: past MENU_TRACE_BUDGET, the rest are
+    // left off.
+    let started = std::time::Instant::now();
+    let mut keep = vec![false; menu.len()];
+    for (i, e) in menu.iter().enumerate() {
+        if started.elapsed() > MENU_TRACE_BUDGET {
+            break;
+        }
         let code = edit_menu::apply(&ctx.parent.candidate.code, &[e], task).code;
-        keep.push(matches!(
-            ctx.checker.check(&code).await?,
-            TraceOutcome::Ok(_)
-        ));
+        keep[i] = matches!(ctx.checker.check(&code).await?, TraceOutcome::Ok(_));
     }
     let kept = menu
         .into_iter()
@@ -851,7 +857,12 @@ impl Proposer for LlmProposer {
         if kind == AnswerKind::Edits {
             proposal = self.propose_edits(&ctx, &model).await?;
             if proposal.is_none() {
-                // No edit applies to this parent: it gets a code answer.
+                if self.modes.fixed() {
+                    return Err(ProposeError::Nothing(
+                        "no edit on the menu traces for this parent".into(),
+                    ));
+                }
+                // `auto`: no edit applies to this parent, so it gets a code answer.
                 kind = AnswerKind::Code;
             }
         }
@@ -870,6 +881,23 @@ impl Proposer for LlmProposer {
             proposal.notes.push(line);
         }
         Ok(proposal)
+    }
+
+    fn restore(&self, history: &[&autoarch_archive::Candidate]) -> Vec<String> {
+        let mut own: Vec<&autoarch_archive::Candidate> = history.to_vec();
+        own.sort_by_key(|c| c.id);
+        self.modes.clear();
+        for c in own {
+            let (Some(model), Some(first)) = (&c.model, c.calls.first()) else {
+                continue;
+            };
+            let kind = match first.answer_kind() {
+                "edits" => AnswerKind::Edits,
+                _ => AnswerKind::Code,
+            };
+            self.modes.replay(model, kind, !c.fingerprint.is_empty());
+        }
+        self.modes.not_on_code()
     }
 
     async fn analyze(&self, ctx: AnalysisContext) -> Result<Option<Analysis>, ProposeError> {

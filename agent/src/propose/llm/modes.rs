@@ -4,8 +4,9 @@
 //! The rule: a model starts in `code`. When fewer than a quarter of its last [`WINDOW`] code
 //! proposals (at least [`EVIDENCE`] of them) traced, after repair, it switches to `edits`. In
 //! `edits`, every [`WINDOW`]th proposal is a code probe; when the share is back at a quarter or
-//! more, the model switches back to `code`. The state lives in the proposer: a resumed campaign
-//! starts every model in `code` again.
+//! more, the model switches back to `code`. The state lives in the proposer; a resumed campaign
+//! replays its own proposals ([`Modes::replay`]), so each model goes on with the answer kind and
+//! the probe cadence it had.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -60,6 +61,11 @@ impl Modes {
         }
     }
 
+    /// Whether the answer kind is fixed (`code` or `edits`), not chosen per model.
+    pub fn fixed(&self) -> bool {
+        self.choice != AnswerChoice::Auto
+    }
+
     /// How the next proposal of `model` is asked for.
     pub fn next(&self, model: &str) -> AnswerKind {
         match self.choice {
@@ -83,6 +89,36 @@ impl Modes {
                 }
             }
         }
+    }
+
+    /// Forgets every model's record (before a replay).
+    pub fn clear(&self) {
+        self.models.lock().expect("modes lock").clear();
+    }
+
+    /// Replays a proposal of an earlier run exactly as it went live — the choice of its kind
+    /// (which moves the probe cadence), then its result — so that a resumed campaign goes on
+    /// where it was. Returns the switch line, if the proposal caused one.
+    pub fn replay(&self, model: &str, kind: AnswerKind, traced: bool) -> Option<String> {
+        self.next(model);
+        self.record(model, kind, traced)
+    }
+
+    /// The answer kind of each model that is not on `code`, for the log of a resumed run.
+    pub fn not_on_code(&self) -> Vec<String> {
+        let models = self.models.lock().expect("modes lock");
+        models
+            .iter()
+            .filter(|(_, s)| s.current != AnswerKind::Code)
+            .map(|(m, s)| {
+                format!(
+                    "{m}: resumes with {} answers ({} of its last {} code proposals traced)",
+                    s.current.as_str(),
+                    s.code.iter().filter(|t| **t).count(),
+                    s.code.len()
+                )
+            })
+            .collect()
     }
 
     /// Records how a proposal asked as `kind` ended; returns the line to log when the model
@@ -177,6 +213,39 @@ mod tests {
             "{back}"
         );
         assert_eq!(m.next("small"), AnswerKind::Code);
+    }
+
+    #[test]
+    fn a_replayed_history_resumes_the_answer_kind_and_the_probe_cadence() {
+        use AnswerKind::{Code, Edits};
+        // A live run: two failed code proposals, edits, a fallback to code while in edits (no
+        // edit applied to that parent), a failed probe, more edits.
+        let live = Modes::new(AnswerChoice::Auto);
+        let mut history = Vec::new();
+        for i in 0..14 {
+            let mut kind = live.next("small");
+            if kind == Edits && i == 4 {
+                kind = Code; // the menu was empty
+            }
+            live.record("small", kind, kind == Edits);
+            history.push(kind);
+        }
+        let resumed = Modes::new(AnswerChoice::Auto);
+        let switches: Vec<String> = history
+            .iter()
+            .filter_map(|k| resumed.replay("small", *k, *k == Edits))
+            .collect();
+        assert_eq!(switches.len(), 1, "{switches:?}");
+        assert_eq!(
+            resumed.not_on_code(),
+            vec!["small: resumes with edits answers (0 of its last 4 code proposals traced)"]
+        );
+        let next_live: Vec<AnswerKind> = (0..10).map(|_| live.next("small")).collect();
+        let next_resumed: Vec<AnswerKind> = (0..10).map(|_| resumed.next("small")).collect();
+        assert_eq!(next_resumed, next_live);
+        assert!(next_live.contains(&Code) && next_live.contains(&Edits));
+        resumed.clear();
+        assert_eq!(resumed.next("small"), Code);
     }
 
     #[test]

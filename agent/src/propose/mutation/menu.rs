@@ -89,8 +89,13 @@ pub fn menu(
         for options in pools.values() {
             if picked.len() < size {
                 if let Some(o) = options.get(round) {
-                    // Two sites can read the same in words; keep the first.
-                    if !picked.iter().any(|(a, _)| a.code == o.0.code) {
+                    // Two sites can read the same in words (two `relu` calls in one function):
+                    // the model could not tell them apart, so only the first is offered. Two
+                    // edits with the same result are one.
+                    let seen = picked
+                        .iter()
+                        .any(|(a, _)| a.code == o.0.code || a.description == o.0.description);
+                    if !seen {
                         picked.push(o.clone());
                     }
                 }
@@ -292,6 +297,23 @@ mod tests {
         assert_eq!(c.skipped[0].0.id, "E2");
         assert_eq!(c.skipped[0].1, "no longer applies after E1");
         assert_eq!(c.code, swaps[0].code);
+    }
+
+    #[test]
+    fn every_entry_reads_differently() {
+        let code = crate::seeds::by_name("shift_attention").unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let m = menu(code, SEQ, &[], 100, &mut rng);
+        let words: std::collections::BTreeSet<&str> =
+            m.iter().map(|e| e.description.as_str()).collect();
+        assert_eq!(words.len(), m.len());
+    }
+
+    #[test]
+    fn a_design_with_nothing_to_edit_has_an_empty_menu() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let bare = "def model(tokens):\n    return linear(embedding(tokens, VOCAB, 16), VOCAB)\n";
+        assert_eq!(menu(bare, SEQ, &[], 10, &mut rng), vec![]);
     }
 
     #[test]
