@@ -968,7 +968,8 @@ async fn auto_switches_a_failing_model_to_edits_probes_code_and_switches_back_wi
         &server,
         "answer = \"auto\"\nrepair_rounds = 0",
         "max_candidates = 11",
-    );
+    )
+    .with_seed(BLOCK_SEED);
     let out = c.run().await;
     ok(&out);
     let kinds: Vec<&str> = bodies(&server.received_requests().await.unwrap())
@@ -1177,5 +1178,22 @@ async fn an_empty_menu_is_no_proposal_with_edits_and_a_code_answer_with_auto() {
     assert_eq!(fallback.received_requests().await.unwrap().len(), 4);
     for cand in a.records().llm() {
         assert_eq!(cand["calls"][0]["answer"], "code");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_menu_leaves_out_edits_that_would_repeat_an_archived_design() {
+    // A model that always takes the first entry: without the archive's designs left off the
+    // menu, the same parent would give the same child again and again.
+    let server = server(vec![choose(&["E1"])]).await;
+    let c =
+        Campaign::new(&server, "answer = \"edits\"", "max_candidates = 6").with_seed(BLOCK_SEED);
+    ok(&c.run().await);
+    let r = c.records();
+    let llm = r.llm();
+    assert_eq!(llm.len(), 6);
+    for cand in &llm {
+        assert!(cand["duplicate_of"].is_null(), "{}", cand["name"]);
+        assert_eq!(r.outcome(&cand["id"]).0, "ok");
     }
 }

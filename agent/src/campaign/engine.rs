@@ -29,7 +29,7 @@ use super::state::{over_budget, Spent, State};
 use super::{ranking, Campaign, Error, Result, RunEvent, RunSummary, Stop, RANDOM_TAG};
 use crate::machine::{CancelFlag, MachineError};
 use crate::propose::{
-    Analysis, Checker, Draft, Failure, Proposal, ProposalContext, ProposeError, Proposer,
+    Analysis, Checker, Draft, Failure, Known, Proposal, ProposalContext, ProposeError, Proposer,
 };
 use crate::search::{Population, Selection, Strategy};
 
@@ -164,6 +164,8 @@ pub(super) struct Engine<'c> {
     seeds: Vec<CandidateId>,
     scored: Vec<(CandidateId, f64)>,
     random: BTreeSet<CandidateId>,
+    /// The fingerprints in the archive, for proposers to avoid duplicates.
+    known: Known,
     failures: VecDeque<Failure>,
     queue: VecDeque<JobSpec>,
     running: JoinSet<(JobSpec, std::result::Result<EvalResult, MachineError>)>,
@@ -209,6 +211,7 @@ impl<'c> Engine<'c> {
             seeds: Vec::new(),
             scored: Vec::new(),
             random: BTreeSet::new(),
+            known: Known::default(),
             failures: VecDeque::new(),
             queue: VecDeque::new(),
             running: JoinSet::new(),
@@ -324,6 +327,9 @@ impl<'c> Engine<'c> {
                 .collect();
             let notes = self.proposer.restore(&own);
             self.log_notes(&notes, None)?;
+        }
+        for l in &listed {
+            self.known.insert(&l.candidate.fingerprint);
         }
         self.random = random;
         self.made = if baseline {
@@ -531,6 +537,7 @@ impl<'c> Engine<'c> {
             },
             seed: n,
             checker: Checker::new(self.c.tracer.clone(), self.trace_config()),
+            known: self.known.clone(),
         })
     }
 
@@ -797,6 +804,7 @@ impl<'c> Engine<'c> {
             .candidate(id)?
             .ok_or(autoarch_archive::Error::UnknownCandidate(id))?;
         self.log_notes(&notes, Some(id))?;
+        self.known.insert(&c.fingerprint);
         self.emit(RunEvent::Stored {
             id,
             proposal: n,

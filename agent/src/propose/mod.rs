@@ -66,6 +66,29 @@ impl Checker {
     }
 }
 
+/// The fingerprints of the designs the archive holds, kept by the loop as it stores them: a
+/// proposer can leave out what would only be a duplicate.
+#[derive(Clone, Debug, Default)]
+pub struct Known(Arc<std::sync::RwLock<std::collections::HashSet<String>>>);
+
+impl Known {
+    pub fn contains(&self, fingerprint: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(fingerprint)
+    }
+
+    pub fn insert(&self, fingerprint: &str) {
+        if !fingerprint.is_empty() {
+            self.0
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(fingerprint.to_string());
+        }
+    }
+}
+
 /// Everything a proposer may use for one proposal.
 #[derive(Clone, Debug)]
 pub struct ProposalContext {
@@ -79,6 +102,8 @@ pub struct ProposalContext {
     /// Seeds this proposal's randomness (proposals are reproducible from the archive).
     pub seed: u64,
     pub checker: Checker,
+    /// The designs already archived.
+    pub known: Known,
 }
 
 /// Why a proposal has no usable code: a headline (one line) and the detail (diagnostics, the

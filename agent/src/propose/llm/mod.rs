@@ -738,7 +738,8 @@ fn choice_name(given: &str, parent: &str, applied: &[edit_menu::MenuEntry]) -> S
 const MENU_TRACE_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The menu entries whose design traces under the campaign's limits (each traced in the trace
-/// child, like every proposal), numbered again: the model is offered no edit that fails alone.
+/// child, like every proposal) and is not in the archive yet, numbered again: the model is
+/// offered no edit that fails, or repeats a design, on its own.
 async fn traced_entries(
     ctx: &ProposalContext,
     menu: Vec<edit_menu::MenuEntry>,
@@ -754,7 +755,11 @@ async fn traced_entries(
             break;
         }
         let code = edit_menu::apply(&ctx.parent.candidate.code, &[e], task).code;
-        keep[i] = matches!(ctx.checker.check(&code).await?, TraceOutcome::Ok(_));
+        // An edit that gives a design the archive holds would only be a duplicate.
+        keep[i] = match ctx.checker.check(&code).await? {
+            TraceOutcome::Ok(t) => !ctx.known.contains(&t.fingerprint.0),
+            TraceOutcome::Invalid { .. } => false,
+        };
     }
     let kept = menu
         .into_iter()
