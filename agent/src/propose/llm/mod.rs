@@ -329,7 +329,8 @@ pub fn design_card(s: &Shown, reason: String) -> DesignCard {
 fn name_of(given: &str, fallback: &str) -> String {
     let n = given.trim();
     if n.is_empty() {
-        format!("{fallback} (llm)")
+        let base = fallback.trim_end_matches(" (llm)");
+        format!("{base} (llm)")
     } else {
         n.chars().take(80).collect()
     }
@@ -1038,6 +1039,9 @@ mod tests {
             choice_name("Wide transformer", "t", &applied),
             "Wide transformer"
         );
+        // A code answer without a name, on a parent an LLM named: one suffix.
+        assert_eq!(name_of("", "t · width (llm)"), "t · width (llm)");
+        assert_eq!(name_of(" ", "t"), "t (llm)");
     }
 
     #[test]
