@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use crate::graph::{ArchGraph, Node, NodeId};
 use crate::ops::{Op, MASKED};
-use crate::param::Init;
+use crate::param::{Init, ParamRole};
 use crate::shape::Shape;
 
 /// A float literal that both Starlark and Python read back as the same f64.
@@ -260,8 +260,31 @@ fn binary_tensor_first(
     format!("{} {op} {}", var(l), var(r))
 }
 
+/// The `nn.init` call that gives a layer's parameter (or buffer) autoarch's initialisation.
+fn init_line(module: &str, spec: &crate::param::ParamSpec) -> String {
+    let attr = match spec.role {
+        ParamRole::Weight => "weight",
+        ParamRole::Bias => "bias",
+        ParamRole::RunningMean => "running_mean",
+        ParamRole::RunningVar => "running_var",
+    };
+    let target = format!("self.{module}.{attr}");
+    let call = match spec.init {
+        Init::Zeros => format!("nn.init.zeros_({target})"),
+        Init::Ones => format!("nn.init.ones_({target})"),
+        Init::Normal { std } => format!("nn.init.normal_({target}, mean=0.0, std={})", float(std)),
+        Init::Uniform { low, high } => format!(
+            "nn.init.uniform_({target}, a={}, b={})",
+            float(low),
+            float(high)
+        ),
+    };
+    format!("        {call}")
+}
+
 /// The graph as a PyTorch module: `Model(nn.Module)` with layers in `__init__` (tied layers
-/// created once) and the traced computation in `forward`.
+/// created once, each parameter initialised as autoarch does) and the traced computation in
+/// `forward`.
 pub fn to_pytorch(g: &ArchGraph) -> String {
     let mut init = String::new();
     let mut forward = String::new();
@@ -290,6 +313,13 @@ pub fn to_pytorch(g: &ArchGraph) -> String {
             }
             let name = format!("{}_{}", n.op.name(), id);
             let _ = writeln!(init, "        self.{name} = {ctor}");
+            // Every parameter as autoarch initialises it, not as PyTorch's layer defaults do
+            // (they differ: an embedding is N(0, 1) there, N(0, 0.02) here).
+            if !matches!(n.op, Op::Param) {
+                for &p in &n.params {
+                    let _ = writeln!(init, "{}", init_line(&name, &g.params[p]));
+                }
+            }
             modules.insert(n.params.clone(), name.clone());
             name
         };

@@ -221,6 +221,57 @@ fn pytorch_export_is_valid_python_for_every_seed() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The export initialises every parameter as autoarch does: one `nn.init` call per parameter of
+/// each layer (a tied layer once), with autoarch's distribution — an embedding N(0, 0.02), not
+/// PyTorch's N(0, 1); a linear layer U(±1/sqrt(fan_in)).
+#[test]
+fn pytorch_export_initialises_every_parameter_as_autoarch_does() {
+    use autoarch_sandbox::param::Init;
+    for entry in std::fs::read_dir(seeds_dir()).unwrap() {
+        let file = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let g = trace_seed(&file, None).graph;
+        let source = printer::to_pytorch(&g);
+        let calls: Vec<&str> = source
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("nn.init."))
+            .collect();
+        // Parameters of layers (not `param(...)` tensors, which carry their own init), counted
+        // once per distinct set (tied layers share theirs).
+        let mut layers: Vec<&Vec<usize>> = g
+            .nodes
+            .iter()
+            .filter(|n| !n.params.is_empty() && n.op.name() != "param")
+            .map(|n| &n.params)
+            .collect();
+        layers.sort();
+        layers.dedup();
+        let expected: usize = layers.iter().map(|p| p.len()).sum();
+        assert_eq!(calls.len(), expected, "{file}:\n{source}");
+        for p in layers.iter().flat_map(|p| p.iter()) {
+            let want = match g.params[*p].init {
+                Init::Zeros => "zeros_(".to_string(),
+                Init::Ones => "ones_(".to_string(),
+                Init::Normal { std } => format!("std={std:?}"),
+                Init::Uniform { low, .. } => format!("a={low:?}"),
+            };
+            assert!(
+                calls.iter().any(|c| c.contains(&want)),
+                "{file}: no init with {want}"
+            );
+        }
+        if source.contains("nn.Embedding(") {
+            assert!(
+                calls
+                    .iter()
+                    .any(|c| c.starts_with("nn.init.normal_(self.embedding_")
+                        && c.ends_with("std=0.02)")),
+                "{file}:\n{source}"
+            );
+        }
+    }
+}
+
 /// Fingerprints are stored in archives and compared across versions: this snapshot changes only
 /// when the graph encoding changes on purpose (then say so in the change).
 #[test]
