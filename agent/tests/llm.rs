@@ -272,6 +272,8 @@ async fn a_valid_full_code_proposal_is_traced_evaluated_and_recorded() {
     let body = &bodies(&requests)[0];
     assert_eq!(body["model"], "mock-model");
     assert_eq!(body["response_format"]["type"], "json_schema");
+    // Each request carries a seed drawn from the proposal's, so calls can be reproduced.
+    assert!(body["seed"].is_u64(), "{body}");
     let system = body["messages"][0]["content"].as_str().unwrap();
     assert!(
         system.contains("# Task: mqar") && system.contains("linear("),
@@ -990,11 +992,11 @@ async fn auto_switches_a_failing_model_to_edits_probes_code_and_switches_back_wi
     assert_eq!(switches.len(), 2, "{switches:?}");
     assert_eq!(
         switches[0],
-        "mock-model: answers switch from code to edits: 0 of its last 2 code proposals traced (under 25%); code is probed every 8th proposal"
+        "mock-model: answers switch from code to edits: 0 of its last 2 code proposals traced into a new design (under 25%); code is probed every 8th proposal"
     );
     assert!(
         switches[1].starts_with(
-            "mock-model: answers switch from edits to code: a code probe traced: 1 of its last 3"
+            "mock-model: answers switch from edits to code: a code probe gave a new design: 1 of its last 3"
         ),
         "{}",
         switches[1]
@@ -1082,7 +1084,7 @@ async fn a_resumed_campaign_keeps_a_models_answer_kind() {
     assert!(switches[0].starts_with("mock-model: answers switch from code to edits"));
     assert_eq!(
         switches[1],
-        "mock-model: resumes with edits answers (0 of its last 2 code proposals traced)"
+        "mock-model: resumes with edits answers (0 of its last 2 code proposals traced into a new design)"
     );
 }
 
@@ -1196,4 +1198,33 @@ async fn the_menu_leaves_out_edits_that_would_repeat_an_archived_design() {
         assert!(cand["duplicate_of"].is_null(), "{}", cand["name"]);
         assert_eq!(r.outcome(&cand["id"]).0, "ok");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_counts_code_that_only_copies_an_archived_design_as_a_failure() {
+    // A model that answers every code request with its parent's code: it traces, but each is a
+    // duplicate, so after two of them the model is switched to edits.
+    let server = replying(|body| {
+        if asks_for_edits(body) {
+            choose(&["E1"])
+        } else {
+            proposal("copy", BLOCK_SEED)
+        }
+    })
+    .await;
+    let c = Campaign::new(
+        &server,
+        "answer = \"auto\"\nrepair_rounds = 0",
+        "max_candidates = 4",
+    )
+    .with_seed(BLOCK_SEED);
+    ok(&c.run().await);
+    let kinds: Vec<&str> = bodies(&server.received_requests().await.unwrap())
+        .iter()
+        .map(|b| if asks_for_edits(b) { "edits" } else { "code" })
+        .collect();
+    assert_eq!(kinds, ["code", "code", "edits", "edits"]);
+    let r = c.records();
+    let llm = r.llm();
+    assert!(llm[0]["duplicate_of"].is_u64() && llm[1]["duplicate_of"].is_u64());
 }

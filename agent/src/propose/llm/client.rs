@@ -73,6 +73,8 @@ pub struct ChatRequest {
     pub user: String,
     pub temperature: f64,
     pub max_tokens: u32,
+    /// The sampling seed (servers that support it give the same answer to the same request).
+    pub seed: u64,
     /// The answer's JSON schema (for the structured modes).
     pub schema: Value,
     pub schema_name: &'static str,
@@ -256,7 +258,8 @@ impl LlmClient {
         args.model(&r.model)
             .messages(messages)
             .temperature(r.temperature as f32)
-            .max_tokens(r.max_tokens);
+            .max_tokens(r.max_tokens)
+            .seed((r.seed & (i64::MAX as u64)) as i64);
         match mode {
             Mode::JsonSchema => {
                 args.response_format(ResponseFormat::JsonSchema {

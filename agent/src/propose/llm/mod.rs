@@ -87,6 +87,8 @@ pub struct LlmProposer {
 /// One call to make: what it is for, how it is asked, the worked example before it.
 struct Ask {
     purpose: &'static str,
+    /// Sent as the request's `seed`, so that a campaign's calls can be reproduced.
+    seed: u64,
     answer: Option<AnswerKind>,
     system: String,
     examples: Vec<(String, String)>,
@@ -238,6 +240,7 @@ impl LlmProposer {
             user: a.user,
             temperature: self.temperature,
             max_tokens: self.max_tokens,
+            seed: a.seed,
             schema: a.schema,
             schema_name: a.schema_name,
         };
@@ -490,6 +493,7 @@ impl LlmProposer {
         let user = self.round_prompt(ctx, rounds, round, mode)?;
         let ask = Ask {
             purpose: if round == 0 { "propose" } else { "repair" },
+            seed: ctx.seed.wrapping_mul(8).wrapping_add(u64::from(round)),
             answer: Some(AnswerKind::Code),
             system,
             examples: vec![self.example(AnswerKind::Code, mode)?],
@@ -659,6 +663,7 @@ impl LlmProposer {
             .map_err(|e| ProposeError::Unavailable(e.to_string()))?;
         Ok(Ask {
             purpose: "propose",
+            seed: ctx.seed.wrapping_mul(8),
             answer: Some(AnswerKind::Edits),
             system: self.system(&task_card, &limits, mode, AnswerKind::Edits)?,
             examples: vec![self.example(AnswerKind::Edits, mode)?],
@@ -876,14 +881,16 @@ impl Proposer for LlmProposer {
             Some(p) => p,
             None => self.propose_code(&ctx, model.clone()).await?,
         };
-        let traced = matches!(
-            &proposal.draft,
+        // What counts is a new design: code that traces into one the archive holds (a model
+        // copying its parent) is no better than code that does not trace.
+        let new_design = match &proposal.draft {
             Draft::Traced {
-                outcome: TraceOutcome::Ok(_),
+                outcome: TraceOutcome::Ok(t),
                 ..
-            }
-        );
-        if let Some(line) = self.modes.record(&model, kind, traced) {
+            } => !ctx.known.contains(&t.fingerprint.0),
+            _ => false,
+        };
+        if let Some(line) = self.modes.record(&model, kind, new_design) {
             proposal.notes.push(line);
         }
         Ok(proposal)
@@ -901,7 +908,8 @@ impl Proposer for LlmProposer {
                 "edits" => AnswerKind::Edits,
                 _ => AnswerKind::Code,
             };
-            self.modes.replay(model, kind, !c.fingerprint.is_empty());
+            let new_design = !c.fingerprint.is_empty() && c.duplicate_of.is_none();
+            self.modes.replay(model, kind, new_design);
         }
         self.modes.not_on_code()
     }
@@ -940,6 +948,7 @@ impl Proposer for LlmProposer {
             .map_err(|e| ProposeError::Unavailable(e.to_string()))?;
         let ask = Ask {
             purpose: "analyze",
+            seed: ctx.results.len() as u64,
             answer: None,
             system,
             examples: vec![],

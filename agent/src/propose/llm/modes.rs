@@ -2,7 +2,9 @@
 //! with edits from the menu when it does not, and probe code again now and then.
 //!
 //! The rule: a model starts in `code`. When fewer than a quarter of its last [`WINDOW`] code
-//! proposals (at least [`EVIDENCE`] of them) traced, after repair, it switches to `edits`. In
+//! proposals (at least [`EVIDENCE`] of them) traced, after repair, into a design the archive did
+//! not hold (the caller decides; a copy of a known design counts as a failure), it switches to
+//! `edits`. In
 //! `edits`, every [`WINDOW`]th proposal is a code probe; when the share is back at a quarter or
 //! more, the model switches back to `code`. The state lives in the proposer; a resumed campaign
 //! replays its own proposals ([`Modes::replay`]), so each model goes on with the answer kind and
@@ -112,7 +114,7 @@ impl Modes {
             .filter(|(_, s)| s.current != AnswerKind::Code)
             .map(|(m, s)| {
                 format!(
-                    "{m}: resumes with {} answers ({} of its last {} code proposals traced)",
+                    "{m}: resumes with {} answers ({} of its last {} code proposals traced into a new design)",
                     s.current.as_str(),
                     s.code.iter().filter(|t| **t).count(),
                     s.code.len()
@@ -144,11 +146,11 @@ impl Modes {
         s.edits_since_code = 0;
         let why = match to {
             AnswerKind::Edits => format!(
-                "{ok} of its last {n} code proposals traced (under {:.0}%); code is probed every {WINDOW}th proposal",
+                "{ok} of its last {n} code proposals traced into a new design (under {:.0}%); code is probed every {WINDOW}th proposal",
                 THRESHOLD * 100.0
             ),
             AnswerKind::Code => format!(
-                "a code probe traced: {ok} of its last {n} code proposals did (at least {:.0}%)",
+                "a code probe gave a new design: {ok} of its last {n} code proposals did (at least {:.0}%)",
                 THRESHOLD * 100.0
             ),
         };
@@ -194,7 +196,7 @@ mod tests {
         let line = m.record("small", AnswerKind::Code, false).unwrap();
         assert_eq!(
             line,
-            "small: answers switch from code to edits: 0 of its last 2 code proposals traced (under 25%); code is probed every 8th proposal"
+            "small: answers switch from code to edits: 0 of its last 2 code proposals traced into a new design (under 25%); code is probed every 8th proposal"
         );
         // Another model keeps its own state.
         assert_eq!(m.next("big"), AnswerKind::Code);
@@ -208,7 +210,7 @@ mod tests {
         let back = m.record("small", AnswerKind::Code, true).unwrap();
         assert!(
             back.starts_with(
-                "small: answers switch from edits to code: a code probe traced: 1 of its last 4"
+                "small: answers switch from edits to code: a code probe gave a new design: 1 of its last 4"
             ),
             "{back}"
         );
@@ -238,7 +240,7 @@ mod tests {
         assert_eq!(switches.len(), 1, "{switches:?}");
         assert_eq!(
             resumed.not_on_code(),
-            vec!["small: resumes with edits answers (0 of its last 4 code proposals traced)"]
+            vec!["small: resumes with edits answers (0 of its last 4 code proposals traced into a new design)"]
         );
         let next_live: Vec<AnswerKind> = (0..10).map(|_| live.next("small")).collect();
         let next_resumed: Vec<AnswerKind> = (0..10).map(|_| resumed.next("small")).collect();
