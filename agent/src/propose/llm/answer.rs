@@ -41,6 +41,15 @@ fn truncated(finish_reason: Option<&str>) -> bool {
 
 const CUT: &str = "the answer was cut off at the token limit (finish_reason `length`) before it was complete; write shorter code or fewer edits";
 
+/// Why an empty answer cannot be used.
+fn empty_answer(finish_reason: Option<&str>) -> String {
+    if truncated(finish_reason) {
+        CUT.into()
+    } else {
+        "the answer is empty".into()
+    }
+}
+
 /// The JSON object in an answer: the whole text, inside a ```json fence, or from the first `{`
 /// to the last `}`.
 fn json_object(content: &str) -> Option<Result<serde_json::Map<String, Value>, String>> {
@@ -74,11 +83,7 @@ fn string_field(map: &serde_json::Map<String, Value>, key: &str) -> Option<Strin
 /// Reads a proposal. `Err` says, in a sentence fit for a repair prompt, why it cannot be used.
 pub fn parse_answer(content: &str, finish_reason: Option<&str>) -> Result<Answer, String> {
     if content.trim().is_empty() {
-        return Err(if truncated(finish_reason) {
-            CUT.into()
-        } else {
-            "the answer is empty".into()
-        });
+        return Err(empty_answer(finish_reason));
     }
     if let Some(json) = json_object(content) {
         let map = match json {
@@ -194,11 +199,7 @@ fn menu_id(v: &Value) -> Option<String> {
 /// to check; `Err` says why the answer cannot be read at all.
 pub fn parse_menu_answer(content: &str, finish_reason: Option<&str>) -> Result<MenuAnswer, String> {
     if content.trim().is_empty() {
-        return Err(if truncated(finish_reason) {
-            CUT.into()
-        } else {
-            "the answer is empty".into()
-        });
+        return Err(empty_answer(finish_reason));
     }
     if let Some(json) = json_object(content) {
         let map = json?;

@@ -328,6 +328,14 @@ pub fn design_card(s: &Shown, reason: String) -> DesignCard {
     }
 }
 
+/// The inspirations as prompts show them.
+fn inspiration_cards(ctx: &ProposalContext) -> Vec<DesignCard> {
+    ctx.inspirations
+        .iter()
+        .map(|s| design_card(s, String::new()))
+        .collect()
+}
+
 /// A candidate's name from the model's, or from its parent's when the model gave none.
 fn name_of(given: &str, fallback: &str) -> String {
     let n = given.trim();
@@ -417,11 +425,7 @@ impl LlmProposer {
                 limits: &limits,
                 mode: mode.as_str(),
                 parent: design_card(&ctx.parent, String::new()),
-                inspirations: ctx
-                    .inspirations
-                    .iter()
-                    .map(|s| design_card(s, String::new()))
-                    .collect(),
+                inspirations: inspiration_cards(ctx),
                 failures: ctx
                     .failures
                     .iter()
@@ -651,11 +655,7 @@ impl LlmProposer {
                 limits: &limits,
                 mode: mode.as_str(),
                 parent: design_card(&ctx.parent, String::new()),
-                inspirations: ctx
-                    .inspirations
-                    .iter()
-                    .map(|s| design_card(s, String::new()))
-                    .collect(),
+                inspirations: inspiration_cards(ctx),
                 insights: ctx.insights.clone(),
                 menu: menu.iter().map(|e| e.line()).collect(),
                 max_edits: self.max_edits.max(1),
