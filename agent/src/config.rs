@@ -261,6 +261,86 @@ pub struct EvaluationConfig {
     pub promote_seeds: u32,
     /// The longer budget as a multiple of the short one.
     pub promote_factor: f64,
+    /// Where the workers run.
+    pub launcher: Launcher,
+    /// With `launcher = "command"`: the argv prefix that runs `autoarch worker` somewhere and
+    /// carries its stdin and stdout (`["ssh", "gpu-node-3", "autoarch", "worker"]`); the
+    /// campaign appends `--supervise`.
+    pub command: Vec<String>,
+    /// How long a remote worker may take to start and answer the handshake (a scheduler may
+    /// queue it first); past it, the start failed.
+    pub start_timeout_seconds: f64,
+    /// With `launcher = "slurm"`: how `srun` asks for each worker.
+    pub slurm: SlurmConfig,
+}
+
+/// Where the workers run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Launcher {
+    /// Worker processes on this machine.
+    #[default]
+    Local,
+    /// Each worker a Slurm job step, started with `srun`.
+    Slurm,
+    /// Each worker started by `[evaluation] command`.
+    Command,
+}
+
+impl Launcher {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Launcher::Local => "local",
+            Launcher::Slurm => "slurm",
+            Launcher::Command => "command",
+        }
+    }
+
+    /// The most workers a campaign may ask for: a machine's worth locally, a cluster's elsewhere.
+    pub fn max_workers(self) -> usize {
+        match self {
+            Launcher::Local => 64,
+            Launcher::Slurm | Launcher::Command => 256,
+        }
+    }
+}
+
+/// What `srun` asks Slurm for, per worker (each worker is one job with one task).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlurmConfig {
+    /// The `srun` program.
+    pub srun: String,
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    /// The time limit of each worker's job (`--time`, e.g. "04:00:00").
+    pub time: Option<String>,
+    /// Memory per worker (`--mem`); by default the job's memory limit and 1 GiB for the worker.
+    pub mem_mb: Option<u64>,
+    pub cpus_per_task: Option<u32>,
+    /// Generic resources, e.g. "gpu:1".
+    pub gres: Option<String>,
+    /// The autoarch binary's path on the nodes; by default this binary's own path (a shared
+    /// file system).
+    pub binary: Option<PathBuf>,
+    /// More `srun` arguments, as given (`["--qos=normal", "--constraint=a100"]`).
+    pub extra_args: Vec<String>,
+}
+
+impl Default for SlurmConfig {
+    fn default() -> Self {
+        SlurmConfig {
+            srun: "srun".to_string(),
+            partition: None,
+            account: None,
+            time: None,
+            mem_mb: None,
+            cpus_per_task: None,
+            gres: None,
+            binary: None,
+            extra_args: Vec::new(),
+        }
+    }
 }
 
 impl Default for EvaluationConfig {
@@ -276,6 +356,10 @@ impl Default for EvaluationConfig {
             promote_fraction: 0.25,
             promote_seeds: 1,
             promote_factor: 3.0,
+            launcher: Launcher::Local,
+            command: Vec::new(),
+            start_timeout_seconds: 300.0,
+            slurm: SlurmConfig::default(),
         }
     }
 }
@@ -620,8 +704,15 @@ impl CampaignConfig {
             }
         }
         let e = &self.evaluation;
-        if !(1..=64).contains(&e.workers) {
-            return bad("evaluation.workers", "must be between 1 and 64");
+        let most = e.launcher.max_workers();
+        if !(1..=most).contains(&e.workers) {
+            return bad(
+                "evaluation.workers",
+                &format!(
+                    "must be between 1 and {most} with launcher = \"{}\"",
+                    e.launcher.as_str()
+                ),
+            );
         }
         if e.steps.is_some() && e.seconds.is_some() {
             return bad(
@@ -656,7 +747,42 @@ impl CampaignConfig {
         if e.promote_seeds > 16 {
             return bad("evaluation.promote_seeds", "must be at most 16");
         }
-        Ok(())
+        self.check_launcher()
+    }
+
+    /// The launcher and what it needs.
+    fn check_launcher(&self) -> Checked {
+        let e = &self.evaluation;
+        if !positive(Some(e.start_timeout_seconds)) {
+            return bad(
+                "evaluation.start_timeout_seconds",
+                "must be a positive number",
+            );
+        }
+        match e.launcher {
+            Launcher::Command if e.command.first().is_none_or(|p| p.trim().is_empty()) => bad(
+                "evaluation.command",
+                "must name the program that starts a worker, e.g. [\"ssh\", \"node-1\", \"autoarch\", \"worker\"]",
+            ),
+            Launcher::Local | Launcher::Slurm if !e.command.is_empty() => bad(
+                "evaluation.command",
+                "is only used with launcher = \"command\"",
+            ),
+            _ if e.slurm != SlurmConfig::default() && e.launcher != Launcher::Slurm => bad(
+                "evaluation.slurm",
+                "is only used with launcher = \"slurm\"",
+            ),
+            _ if e.slurm.srun.trim().is_empty() => {
+                bad("evaluation.slurm.srun", "must name the srun program")
+            }
+            _ if e.slurm.mem_mb.is_some_and(|m| m < 64) => {
+                bad("evaluation.slurm.mem_mb", "must be at least 64")
+            }
+            _ if e.slurm.cpus_per_task == Some(0) => {
+                bad("evaluation.slurm.cpus_per_task", "must be at least 1")
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The search strategies' settings.

@@ -7,13 +7,17 @@
 //! worker, no trace child). It is never a candidate's outcome: the campaign stops and names the
 //! cause and the fix.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use autoarch_evaluator::{EvalResult, Evaluator, Job, JobLimits, WorkerCommand};
+use autoarch_evaluator::{EvalResult, Evaluator, Job, JobLimits, Placement, WorkerCommand};
 use autoarch_sandbox::isolate::{trace_isolated, ChildCommand};
 use autoarch_sandbox::{TraceConfig, TraceOutcome};
+
+use crate::config::{EvaluationConfig, Launcher};
 
 /// The machine cannot evaluate or trace anything until someone fixes it.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -23,6 +27,11 @@ pub enum MachineError {
     /// The trace child could not start, or answered something that is not a trace.
     #[error("the tracer failed: {0}")]
     Trace(String),
+    /// A remote worker was lost — while it ran the job (`took_job`), or before it could take
+    /// it — and the pool goes on with the workers it has: the job did not end and goes back in
+    /// the queue. Never the candidate's outcome, and not a reason to stop by itself.
+    #[error("{message}")]
+    Lost { message: String, took_job: bool },
 }
 
 impl MachineError {
@@ -32,6 +41,9 @@ impl MachineError {
             MachineError::Evaluate(e) => e.fix(),
             MachineError::Trace(_) => {
                 "check that the autoarch binary can start its trace process here, then run the same command again"
+            }
+            MachineError::Lost { .. } => {
+                "check the nodes and the launcher (srun, ssh), then run the same command again"
             }
         }
     }
@@ -69,11 +81,110 @@ pub trait Trace: Send + Sync {
     async fn trace(&self, code: &str, config: &TraceConfig) -> Result<TraceOutcome, MachineError>;
 }
 
+/// How each worker is started, for a campaign's `[evaluation]`: this binary's `worker` here;
+/// `srun … BINARY worker --supervise` on Slurm; the configured command and `--supervise`.
+pub fn worker_command(e: &EvaluationConfig, campaign: &str, exe: &Path) -> WorkerCommand {
+    let remote = Placement::Remote {
+        start_timeout: Duration::from_secs_f64(e.start_timeout_seconds),
+    };
+    let supervise = ["worker".to_string(), "--supervise".to_string()];
+    match e.launcher {
+        Launcher::Local => WorkerCommand {
+            program: exe.to_path_buf(),
+            args: vec!["worker".to_string()],
+            env: Vec::new(),
+            placement: Placement::Local,
+        },
+        Launcher::Command => WorkerCommand {
+            program: e.command[0].clone().into(),
+            args: e.command[1..]
+                .iter()
+                .cloned()
+                .chain(["--supervise".to_string()])
+                .collect(),
+            env: Vec::new(),
+            placement: remote,
+        },
+        Launcher::Slurm => {
+            let s = &e.slurm;
+            let mut args = vec![
+                format!("--job-name={}", slurm_job_name(campaign)),
+                "--nodes=1".to_string(),
+                "--ntasks=1".to_string(),
+                "--kill-on-bad-exit=1".to_string(),
+                format!("--mem={}", s.mem_mb.unwrap_or(e.memory_limit_mb + 1024)),
+            ];
+            let optional = [
+                ("--cpus-per-task", s.cpus_per_task.map(|c| c.to_string())),
+                ("--time", s.time.clone()),
+                ("--partition", s.partition.clone()),
+                ("--account", s.account.clone()),
+                ("--gres", s.gres.clone()),
+            ];
+            args.extend(
+                optional
+                    .into_iter()
+                    .filter_map(|(flag, v)| v.map(|v| format!("{flag}={v}"))),
+            );
+            args.extend(s.extra_args.iter().cloned());
+            let binary = s.binary.as_deref().unwrap_or(exe);
+            args.push(binary.display().to_string());
+            args.extend(supervise);
+            WorkerCommand {
+                program: s.srun.clone().into(),
+                args,
+                env: Vec::new(),
+                placement: remote,
+            }
+        }
+    }
+}
+
+/// The Slurm job name of a campaign's workers (`squeue -n` finds them): `autoarch-` and the
+/// campaign's name, with anything but letters, digits, `-`, `_` and `.` as `-`.
+pub fn slurm_job_name(campaign: &str) -> String {
+    let name: String = campaign
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("autoarch-{name}")
+}
+
+/// Starts a remote worker again after a failed start: this many more times, waiting
+/// `backoff(n)` before the n-th.
+const START_RETRIES: u32 = 3;
+
+/// The wait before a worker is started again after `failures` failures in a row: 1, 2, 4 …
+/// seconds, at most 30.
+pub fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(5)).min(Duration::from_secs(30))
+}
+
+/// One worker of the pool and how often it failed in a row.
+struct Slot {
+    evaluator: Evaluator,
+    failures: u32,
+}
+
 /// Worker processes (`autoarch worker`), each running one job at a time with its limits.
+///
+/// Local workers are the pool's own children, and their failures are the job's outcomes or the
+/// machine's ([`MachineError::Evaluate`]). A remote worker that is lost mid-job is started again
+/// after a backoff, and the job is handed back ([`MachineError::Lost`]) for the loop to queue
+/// again; a remote worker that cannot be started after [`START_RETRIES`] more tries is given up,
+/// and the pool goes on with the others. When none is left, the pool fails with the cause.
 pub struct ProcessPool {
     command: WorkerCommand,
     capacity: usize,
-    idle: Mutex<Vec<Evaluator>>,
+    idle: Mutex<Vec<Slot>>,
+    /// Slots given up (remote workers that could not be started).
+    dead: AtomicUsize,
 }
 
 impl ProcessPool {
@@ -82,6 +193,98 @@ impl ProcessPool {
             command,
             capacity: capacity.max(1),
             idle: Mutex::new(Vec::new()),
+            dead: AtomicUsize::new(0),
+        }
+    }
+
+    fn remote(&self) -> bool {
+        matches!(self.command.placement, Placement::Remote { .. })
+    }
+
+    fn put_back(&self, slot: Slot) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(slot);
+    }
+
+    /// What a remote slot's outcome means for the pool and the job.
+    fn settle(
+        &self,
+        mut slot: Slot,
+        result: Result<EvalResult, autoarch_evaluator::MachineError>,
+    ) -> Result<EvalResult, MachineError> {
+        use autoarch_evaluator::MachineError as E;
+        match result {
+            Err(E::WorkerLost(message)) => {
+                slot.failures += 1;
+                self.put_back(slot);
+                Err(MachineError::Lost {
+                    message,
+                    took_job: true,
+                })
+            }
+            Err(e @ E::WorkerStart { .. }) => {
+                let dead = self.dead.fetch_add(1, Ordering::SeqCst) + 1;
+                let left = self.capacity.saturating_sub(dead);
+                if left == 0 {
+                    return Err(MachineError::Evaluate(e));
+                }
+                Err(MachineError::Lost {
+                    message: format!(
+                        "{e} ({} tries); going on with {left} worker{}",
+                        START_RETRIES + 1,
+                        if left == 1 { "" } else { "s" }
+                    ),
+                    took_job: false,
+                })
+            }
+            other => {
+                slot.failures = if other.is_ok() { 0 } else { slot.failures };
+                self.put_back(slot);
+                Ok(other?)
+            }
+        }
+    }
+}
+
+/// Sleeps, ending early once `cancel` is set; whether it slept the whole time.
+fn pause(duration: Duration, cancel: &CancelFlag) -> bool {
+    let until = std::time::Instant::now() + duration;
+    while std::time::Instant::now() < until {
+        if is_set(cancel) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+/// Runs a job on a remote slot: after a backoff when it failed last time, and with a few
+/// more starts when the worker cannot be started.
+fn run_remote(
+    slot: &mut Slot,
+    job: &Job,
+    limits: JobLimits,
+    cancel: &CancelFlag,
+) -> Result<EvalResult, autoarch_evaluator::MachineError> {
+    if slot.failures > 0 {
+        pause(backoff(slot.failures), cancel);
+    }
+    let mut tries = 0;
+    loop {
+        match slot.evaluator.evaluate(job, limits, &mut |_| {}) {
+            Err(autoarch_evaluator::MachineError::WorkerStart { .. })
+                if tries < START_RETRIES && pause(backoff(tries + 1), cancel) =>
+            {
+                tries += 1;
+                tracing::warn!(
+                    job = job.id,
+                    tries,
+                    "a worker could not be started; trying again"
+                );
+            }
+            r => return r,
         }
     }
 }
@@ -90,6 +293,8 @@ impl ProcessPool {
 impl Evaluate for ProcessPool {
     fn capacity(&self) -> usize {
         self.capacity
+            .saturating_sub(self.dead.load(Ordering::SeqCst))
+            .max(1)
     }
 
     async fn evaluate(
@@ -99,11 +304,19 @@ impl Evaluate for ProcessPool {
         cancel: CancelFlag,
     ) -> Result<EvalResult, MachineError> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut evaluator = idle.unwrap_or_else(|| Evaluator::new(self.command.clone()));
-        evaluator.set_cancel(cancel);
-        let (evaluator, result) = tokio::task::spawn_blocking(move || {
-            let r = evaluator.evaluate(&job, limits, &mut |_| {});
-            (evaluator, r)
+        let mut slot = idle.unwrap_or_else(|| Slot {
+            evaluator: Evaluator::new(self.command.clone()),
+            failures: 0,
+        });
+        slot.evaluator.set_cancel(cancel.clone());
+        let remote = self.remote();
+        let (slot, result) = tokio::task::spawn_blocking(move || {
+            let r = if remote {
+                run_remote(&mut slot, &job, limits, &cancel)
+            } else {
+                slot.evaluator.evaluate(&job, limits, &mut |_| {})
+            };
+            (slot, r)
         })
         .await
         .map_err(|e| {
@@ -111,10 +324,10 @@ impl Evaluate for ProcessPool {
                 "the thread waiting on a worker failed: {e}"
             )))
         })?;
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(evaluator);
+        if remote {
+            return self.settle(slot, result);
+        }
+        self.put_back(slot);
         Ok(result?)
     }
 }

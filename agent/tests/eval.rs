@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use autoarch_evaluator::worker::{Hello, WorkerRequest, PROTOCOL};
 use autoarch_evaluator::{
-    DeviceError, Evaluator, Job, JobLimits, MachineError, Status, TaskConfig, TaskError,
+    DeviceError, Evaluator, Job, JobLimits, MachineError, Placement, Status, TaskConfig, TaskError,
     TrainConfig, WorkerCommand,
 };
 use autoarch_sandbox::Limits;
@@ -83,6 +84,7 @@ fn evaluator(tag: &str, extra: &[(&str, &str)]) -> Evaluator {
         program: env!("CARGO_BIN_EXE_autoarch").into(),
         args: vec!["worker".into()],
         env,
+        placement: Placement::Local,
     })
 }
 
@@ -285,6 +287,7 @@ fn a_machine_that_cannot_evaluate_is_an_error_never_an_outcome() {
         program: "/nonexistent/autoarch".into(),
         args: vec!["worker".into()],
         env: vec![],
+        placement: Placement::Local,
     });
     let e = ev
         .evaluate(&job("a", TINY_MODEL, 2), generous, &mut |_| {})
@@ -333,9 +336,13 @@ fn worker_answers_a_line_that_is_not_a_job_and_keeps_serving() {
         .spawn()
         .expect("starts");
     let mut stdin = child.stdin.take().expect("piped");
-    let job = serde_json::to_string(&job("after", "def model(tokens):\n    return tokens\n", 1))
-        .expect("json");
-    writeln!(stdin, "{{ not json\n{job}").expect("write");
+    let request = WorkerRequest::Run {
+        job: Box::new(job("after", "def model(tokens):\n    return tokens\n", 1)),
+        limits: JobLimits::default(),
+    };
+    let hello = serde_json::to_string(&WorkerRequest::Hello(Hello::here())).expect("json");
+    let job = serde_json::to_string(&request).expect("json");
+    writeln!(stdin, "{hello}\n{{ not json\n{job}").expect("write");
     drop(stdin);
     let out = child.wait_with_output().expect("exits");
     assert!(out.status.success());
@@ -343,13 +350,16 @@ fn worker_answers_a_line_that_is_not_a_job_and_keeps_serving() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("every line is a message"))
         .collect();
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    // A line that is not a job says nothing about any candidate: the machine is at fault.
-    assert!(lines[0]["unavailable"]["job"]
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    // The handshake: who the worker is.
+    assert_eq!(lines[0]["hello"]["protocol"], PROTOCOL);
+    assert_eq!(lines[0]["hello"]["version"], env!("CARGO_PKG_VERSION"));
+    // A line that is not a request says nothing about any candidate: the machine is at fault.
+    assert!(lines[1]["unavailable"]["job"]
         .as_str()
         .unwrap_or("")
-        .contains("not a job"));
+        .contains("not a request"));
     // The next job is served: code returning int ids instead of scores does not trace.
-    assert_eq!(lines[1]["result"]["id"], "after");
-    assert_eq!(lines[1]["result"]["status"], "invalid");
+    assert_eq!(lines[2]["result"]["id"], "after");
+    assert_eq!(lines[2]["result"]["status"], "invalid");
 }

@@ -75,6 +75,13 @@ pub enum MachineError {
     /// The worker wrote something that is not a message (another version of autoarch?).
     #[error("the worker broke the protocol: {0}")]
     Protocol(String),
+    /// The worker is not the same autoarch as the campaign.
+    #[error("the worker was refused: this campaign runs {ours}, the worker is {theirs}")]
+    Handshake { ours: String, theirs: String },
+    /// A remote worker died while it ran a job (its launcher exited, the node died, the job was
+    /// preempted): the job did not end, so it says nothing about the candidate.
+    #[error("a worker was lost: {0}")]
+    WorkerLost(String),
 }
 
 impl MachineError {
@@ -99,6 +106,12 @@ impl MachineError {
             }
             MachineError::WorkerStart { .. } => {
                 "check that the worker program exists and can run on this machine, then run the same command again"
+            }
+            MachineError::Handshake { .. } => {
+                "put this same autoarch build on every node that runs workers, then run the same command again"
+            }
+            MachineError::WorkerLost(_) => {
+                "check the nodes and the launcher (srun, ssh), then run the same command again"
             }
         }
     }

@@ -20,4 +20,4 @@ pub use error::{DeviceError, GraphError, MachineError, TaskError, TrainError};
 pub use job::{run_job, EvalResult, Job, Status};
 pub use task::{Task, TaskConfig};
 pub use train::{Progress, TrainConfig};
-pub use worker::{Evaluator, JobLimits, WorkerCommand};
+pub use worker::{Evaluator, Hello, JobLimits, Placement, WorkerCommand};

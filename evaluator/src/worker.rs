@@ -1,19 +1,30 @@
 //! Isolated worker processes.
 //!
-//! A worker (`autoarch worker`, any program that calls [`serve`]) reads [`Job`]s as JSON lines on
-//! stdin and answers each with progress lines and one result line on stdout, one job at a time.
-//! The parent ([`Evaluator`]) starts it in its own process group with an address-space limit,
-//! watches its resident memory and the job's wall clock, and kills the whole group when either
-//! is exceeded. Every way a job can end is an [`EvalResult`] with a [`Status`]; a dead worker is
-//! replaced at the next job. A worker that cannot evaluate anything (no data, no device, a job it
-//! cannot read) answers [`WorkerMessage::Unavailable`] instead, which the parent returns as a
-//! [`MachineError`]: never an outcome of the candidate.
+//! A worker (`autoarch worker`, any program that calls [`serve`]) reads [`WorkerRequest`]s as
+//! JSON lines on stdin and answers each with progress lines and one result line on stdout, one
+//! job at a time. The first exchange is a handshake ([`Hello`]: protocol, version, evaluator
+//! features, host), so a worker built from another autoarch is refused before it takes a job.
+//!
+//! A local worker is started by the parent ([`Evaluator`]) in its own process group with an
+//! address-space limit; the parent watches its resident memory and the job's wall clock, and
+//! kills the whole group when either is exceeded. Every way a job can end is an [`EvalResult`]
+//! with a [`Status`]; a dead worker is replaced at the next job. A worker that cannot evaluate
+//! anything (no data, no device, a job it cannot read) answers [`WorkerMessage::Unavailable`]
+//! instead, which the parent returns as a [`MachineError`]: never an outcome of the candidate.
+//!
+//! A remote worker ([`Placement::Remote`]: started through `srun`, `ssh` or any command that
+//! carries stdin and stdout) cannot be watched from here, so it confines its own jobs: it is
+//! `autoarch worker --supervise` ([`serve_supervised`]), which runs each job in a local worker of
+//! its own under the job's limits, exactly as above, so `timeout`, `oom`, `crashed` and
+//! `diverged` mean the same everywhere. The death of a remote worker itself (the launcher exits,
+//! the node dies, the job is preempted) is then the machine's event, [`MachineError::WorkerLost`],
+//! never the candidate's outcome.
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::FromRawFd;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,10 +40,85 @@ use crate::error::MachineError;
 use crate::job::{run_job, EvalResult, Job, Status};
 use crate::train::Progress;
 
+/// The version of the worker protocol; a worker that speaks another is refused.
+pub const PROTOCOL: u32 = 2;
+
+/// Who is at each end of a worker pipe: sent by the parent first, answered by the worker.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    /// The autoarch version that built this side.
+    pub version: String,
+    /// Evaluator features compiled in (the GPU backend), sorted.
+    pub features: Vec<String>,
+    pub host: String,
+    pub pid: u32,
+}
+
+impl Hello {
+    /// This process.
+    pub fn here() -> Hello {
+        let mut features = Vec::new();
+        if cfg!(feature = "gpu") {
+            features.push("gpu".to_string());
+        }
+        Hello {
+            protocol: PROTOCOL,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            features,
+            host: host_name(),
+            pid: std::process::id(),
+        }
+    }
+
+    /// Whether a worker with this hello can run this side's jobs: the same protocol, version
+    /// and features (a worker without the GPU backend would train elsewhere than asked).
+    pub fn compatible(&self, other: &Hello) -> bool {
+        self.protocol == other.protocol
+            && self.version == other.version
+            && self.features == other.features
+    }
+
+    /// "autoarch 0.1.0 (protocol 2, features: gpu) on node-3".
+    pub fn describe(&self) -> String {
+        let features = if self.features.is_empty() {
+            "none".to_string()
+        } else {
+            self.features.join(", ")
+        };
+        format!(
+            "autoarch {} (protocol {}, features: {features}) on {}",
+            self.version, self.protocol, self.host
+        )
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "an unknown host".to_string())
+}
+
+/// One line the parent writes.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerRequest {
+    Hello(Hello),
+    /// Run a job. A local worker ignores the limits (its parent enforces them); a supervising
+    /// worker enforces them on the local worker it runs the job in.
+    Run {
+        job: Box<Job>,
+        limits: JobLimits,
+    },
+}
+
 /// One line a worker writes.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkerMessage {
+    Hello(Hello),
     Progress(Progress),
     Result(Box<EvalResult>),
     /// The machine cannot run the job (nor any other) until someone fixes it.
@@ -69,20 +155,36 @@ fn watch_parent() {
     });
 }
 
-/// The worker side: serve jobs from stdin until it closes.
-///
-/// Anything a library prints to stdout would corrupt the protocol, so the protocol gets a
-/// private copy of stdout and fd 1 is pointed at stderr.
-pub fn serve() -> std::io::Result<()> {
+/// The protocol's own copy of stdout. Anything a library prints to stdout would corrupt the
+/// protocol, so fd 1 is pointed at stderr.
+fn protocol_stdout() -> std::io::Result<File> {
     // SAFETY: dup/dup2 on this process's own standard descriptors; the new fd is owned by the
-    // File below and by nothing else.
-    let mut out = unsafe {
+    // File returned and by nothing else.
+    unsafe {
         let fd = libc::dup(1);
         if fd < 0 || libc::dup2(2, 1) < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        File::from_raw_fd(fd)
-    };
+        Ok(File::from_raw_fd(fd))
+    }
+}
+
+fn write_message(out: &mut File, message: &WorkerMessage) -> std::io::Result<()> {
+    let mut s = serde_json::to_string(message).map_err(std::io::Error::other)?;
+    s.push('\n');
+    out.write_all(s.as_bytes())?;
+    out.flush()
+}
+
+/// A request line, or the machine's complaint about it.
+fn read_request(line: &str) -> Result<WorkerRequest, MachineError> {
+    serde_json::from_str::<WorkerRequest>(line)
+        .map_err(|e| MachineError::Job(format!("not a request of protocol {PROTOCOL}: {e}")))
+}
+
+/// The worker side: serve jobs from stdin until it closes.
+pub fn serve() -> std::io::Result<()> {
+    let mut out = protocol_stdout()?;
     watch_parent();
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
@@ -90,42 +192,123 @@ pub fn serve() -> std::io::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let answer = match serde_json::from_str::<Job>(&line) {
-            Ok(job) => {
+        let answer = match read_request(&line) {
+            Ok(WorkerRequest::Hello(_)) => WorkerMessage::Hello(Hello::here()),
+            Ok(WorkerRequest::Run { job, .. }) => {
                 injected_fault(&job);
+                let mut progress = out.try_clone()?;
                 let mut send_progress = |p: Progress| {
-                    let msg = WorkerMessage::Progress(p);
-                    if let Ok(mut s) = serde_json::to_string(&msg) {
-                        s.push('\n');
-                        let _ = out.write_all(s.as_bytes());
-                        let _ = out.flush();
-                    }
+                    let _ = write_message(&mut progress, &WorkerMessage::Progress(p));
                 };
                 match run_job(&job, &mut send_progress) {
                     Ok(result) => WorkerMessage::Result(Box::new(result)),
                     Err(e) => WorkerMessage::Unavailable(e),
                 }
             }
-            Err(e) => WorkerMessage::Unavailable(MachineError::Job(format!("not a job: {e}"))),
+            Err(e) => WorkerMessage::Unavailable(e),
         };
-        let mut s = serde_json::to_string(&answer).map_err(std::io::Error::other)?;
-        s.push('\n');
-        out.write_all(s.as_bytes())?;
-        out.flush()?;
+        write_message(&mut out, &answer)?;
     }
     Ok(())
 }
 
-/// How to start a worker: a program, its arguments (`autoarch worker`) and extra environment.
+/// The supervising worker (`autoarch worker --supervise`), for workers started elsewhere: it
+/// serves the same protocol, but runs each job in a local worker of its own (`worker`, started
+/// and confined by an [`Evaluator`] here) under the job's limits. When its stdin closes — the
+/// campaign died, or the launcher carrying it did — the job in flight is stopped and it exits.
+pub fn serve_supervised(worker: WorkerCommand) -> std::io::Result<()> {
+    let mut out = protocol_stdout()?;
+    watch_parent();
+    let gone = Arc::new(AtomicBool::new(false));
+    let (tx, requests) = mpsc::channel::<String>();
+    let closed = Arc::clone(&gone);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+        closed.store(true, Ordering::SeqCst);
+    });
+    let mut evaluator = Evaluator::new(WorkerCommand {
+        placement: Placement::Local,
+        ..worker
+    });
+    evaluator.set_cancel(Arc::clone(&gone));
+    while let Ok(line) = requests.recv() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = match read_request(&line) {
+            Ok(WorkerRequest::Hello(_)) => WorkerMessage::Hello(Hello::here()),
+            Ok(WorkerRequest::Run { job, limits }) => {
+                let mut progress = out.try_clone()?;
+                let mut send_progress = |p: Progress| {
+                    let _ = write_message(&mut progress, &WorkerMessage::Progress(p));
+                };
+                match evaluator.evaluate(&job, limits, &mut send_progress) {
+                    Ok(r) if r.status == Status::Cancelled && gone.load(Ordering::SeqCst) => break,
+                    Ok(r) => WorkerMessage::Result(Box::new(r)),
+                    Err(e) => WorkerMessage::Unavailable(e),
+                }
+            }
+            Err(e) => WorkerMessage::Unavailable(e),
+        };
+        write_message(&mut out, &answer)?;
+    }
+    Ok(())
+}
+
+/// How to start a worker: a program, its arguments (`autoarch worker`), extra environment and
+/// where it runs.
 #[derive(Clone, Debug)]
 pub struct WorkerCommand {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    pub placement: Placement,
 }
 
-/// Per-job limits the parent enforces.
+/// Where a worker runs, which decides who confines its jobs.
 #[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Placement {
+    /// On this machine: the parent limits its address space, watches its memory and clock,
+    /// and a death mid-job is the job's outcome (`crashed`, `oom`).
+    Local,
+    /// Elsewhere, through a launcher that carries stdin and stdout (`srun`, `ssh`); the program
+    /// is `autoarch worker --supervise`, which confines its jobs itself. A death of the program
+    /// is a lost worker (the machine's event). `start_timeout` bounds the wait for its
+    /// handshake (a scheduler may queue it first).
+    Remote { start_timeout: Duration },
+}
+
+impl Placement {
+    fn is_remote(self) -> bool {
+        matches!(self, Placement::Remote { .. })
+    }
+
+    fn start_timeout(self) -> Duration {
+        match self {
+            Placement::Local => LOCAL_START_TIMEOUT,
+            Placement::Remote { start_timeout } => start_timeout,
+        }
+    }
+}
+
+/// How long a local worker may take to answer the handshake.
+const LOCAL_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a remote worker may be silent past its job's timeout (its supervisor enforces the
+/// timeout; this is the backstop for a worker that stopped answering) before it counts as lost.
+const REMOTE_GRACE: Duration = Duration::from_secs(60);
+
+/// How long a remote worker gets to exit after its stdin closes, and after SIGTERM, before it
+/// is killed: time for `srun` to end its Slurm job rather than leave it behind.
+const REMOTE_STOP_WAIT: Duration = Duration::from_secs(3);
+
+/// Per-job limits: the parent enforces them on a local worker, a supervising worker on its own.
+#[derive(Clone, Copy, PartialEq, Debug, Serialize, Deserialize)]
 pub struct JobLimits {
     /// Wall-clock limit for the whole job (tracing, loading, training, scoring).
     pub timeout: Duration,
@@ -155,23 +338,35 @@ const STDERR_KEEP: usize = 8 * 1024;
 
 struct Worker {
     child: Child,
-    stdin: ChildStdin,
+    /// `None` once closed, which tells a worker to finish.
+    stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     stderr: Arc<Mutex<VecDeque<u8>>>,
     stderr_thread: Option<JoinHandle<()>>,
     memory_mb: u64,
+    placement: Placement,
 }
 
 impl Worker {
     fn spawn(command: &WorkerCommand, memory_mb: u64) -> std::io::Result<Worker> {
-        let address_space = (memory_mb + ADDRESS_SPACE_SLACK_MB).saturating_mul(1024 * 1024);
         let mut cmd = Command::new(&command.program);
         cmd.args(&command.args)
             .envs(command.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        confine(&mut cmd, address_space, None);
+        match command.placement {
+            Placement::Local => {
+                let address_space =
+                    (memory_mb + ADDRESS_SPACE_SLACK_MB).saturating_mul(1024 * 1024);
+                confine(&mut cmd, address_space, None);
+            }
+            // The launcher (srun, ssh) gets its own process group, so that stopping it reaches
+            // its helpers, but no limits: the job's limits apply where the job runs.
+            Placement::Remote { .. } => {
+                cmd.process_group(0);
+            }
+        }
         let mut child = cmd.spawn()?;
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
@@ -201,12 +396,22 @@ impl Worker {
         });
         Ok(Worker {
             child,
-            stdin,
+            stdin: Some(stdin),
             lines,
             stderr,
             stderr_thread: Some(stderr_thread),
             memory_mb,
+            placement: command.placement,
         })
+    }
+
+    fn write(&mut self, line: &str) -> std::io::Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        stdin.write_all(line.as_bytes())?;
+        stdin.flush()
     }
 
     fn pid(&self) -> libc::pid_t {
@@ -225,14 +430,51 @@ impl Worker {
             .map_or(0.0, |kb| kb / 1024.0)
     }
 
-    /// Kills the worker's whole process group and reaps it.
+    /// Stops the worker's whole process group and reaps it.
     fn kill(mut self) -> (Option<std::process::ExitStatus>, String) {
+        let status = self.stop();
+        (status, self.stderr_tail())
+    }
+
+    /// A local worker is killed at once. A remote one is asked to finish first (its stdin
+    /// closes, then SIGTERM), so that the launcher can end what it started elsewhere — `srun`
+    /// killed outright may leave its Slurm job to the cluster's timeouts — and killed only if
+    /// it does not.
+    fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            self.signal(libc::SIGKILL);
+            return Some(status);
+        }
+        if self.placement.is_remote() {
+            self.stdin = None;
+            if let Some(status) = self.wait_for_exit(REMOTE_STOP_WAIT) {
+                return Some(status);
+            }
+            self.signal(libc::SIGTERM);
+            if let Some(status) = self.wait_for_exit(REMOTE_STOP_WAIT) {
+                return Some(status);
+            }
+        }
+        self.signal(libc::SIGKILL);
+        self.child.wait().ok()
+    }
+
+    fn signal(&self, signal: libc::c_int) {
         // SAFETY: kill(2) on the worker's own process group (ESRCH if already gone).
         unsafe {
-            libc::kill(-self.pid(), libc::SIGKILL);
+            libc::kill(-self.pid(), signal);
         }
-        let status = self.child.wait().ok();
-        (status, self.stderr_tail())
+    }
+
+    fn wait_for_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     fn stderr_tail(&mut self) -> String {
@@ -253,11 +495,29 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        // SAFETY: as in `kill`.
-        unsafe {
-            libc::kill(-self.pid(), libc::SIGKILL);
-        }
-        let _ = self.child.wait();
+        self.stop();
+    }
+}
+
+/// Whether a job reached a worker.
+enum Sent {
+    Taken,
+    Cancelled,
+}
+
+fn exit_description(status: Option<std::process::ExitStatus>) -> String {
+    status.map_or("an unknown status".to_string(), |s| match s.signal() {
+        Some(sig) => format!("signal {sig}"),
+        None => format!("exit status {}", s.code().unwrap_or(-1)),
+    })
+}
+
+fn last_words(tail: &str) -> String {
+    let tail = tail.trim();
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(": {tail}")
     }
 }
 
@@ -334,7 +594,12 @@ impl Evaluator {
                 "the job was cancelled",
             ));
         }
-        let mut line = serde_json::to_string(job).map_err(|e| MachineError::Job(e.to_string()))?;
+        let request = WorkerRequest::Run {
+            job: Box::new(job.clone()),
+            limits,
+        };
+        let mut line =
+            serde_json::to_string(&request).map_err(|e| MachineError::Job(e.to_string()))?;
         line.push('\n');
         if self
             .worker
@@ -343,38 +608,95 @@ impl Evaluator {
         {
             self.worker = None;
         }
-        self.send(&line, limits.memory_mb)?;
-        self.wait(id, limits, on_progress)
+        match self.send(&line, limits.memory_mb)? {
+            Sent::Taken => self.wait(id, limits, on_progress),
+            Sent::Cancelled => Ok(EvalResult::failed(
+                id,
+                Status::Cancelled,
+                "the job was cancelled",
+            )),
+        }
     }
 
     /// Hands the job to a worker. A worker that died between jobs shows up as a failed write:
     /// a fresh one is started once; one that cannot take a job either is the machine's fault.
-    fn send(&mut self, line: &str, memory_mb: u64) -> Result<(), MachineError> {
-        let program = self.command.program.display().to_string();
+    fn send(&mut self, line: &str, memory_mb: u64) -> Result<Sent, MachineError> {
         for _ in 0..2 {
             if self.worker.is_none() {
-                let w = Worker::spawn(&self.command, memory_mb).map_err(|e| {
-                    MachineError::WorkerStart {
-                        program: program.clone(),
-                        message: e.to_string(),
-                    }
-                })?;
+                let Some(w) = self.start(memory_mb)? else {
+                    return Ok(Sent::Cancelled);
+                };
                 self.worker = Some(w);
             }
             let w = self.worker.as_mut().expect("just started");
-            if w.stdin
-                .write_all(line.as_bytes())
-                .and_then(|_| w.stdin.flush())
-                .is_ok()
-            {
-                return Ok(());
+            if w.write(line).is_ok() {
+                return Ok(Sent::Taken);
             }
             self.worker = None;
         }
-        Err(MachineError::WorkerStart {
-            program,
-            message: "the worker exited before it took a job".into(),
-        })
+        Err(self.start_error("the worker exited before it took a job".into()))
+    }
+
+    fn start_error(&self, message: String) -> MachineError {
+        MachineError::WorkerStart {
+            program: self.command.program.display().to_string(),
+            message,
+        }
+    }
+
+    /// Starts a worker and shakes hands with it: `None` when the job was cancelled meanwhile.
+    fn start(&mut self, memory_mb: u64) -> Result<Option<Worker>, MachineError> {
+        let mut w =
+            Worker::spawn(&self.command, memory_mb).map_err(|e| self.start_error(e.to_string()))?;
+        let ours = Hello::here();
+        let mut hello = serde_json::to_string(&WorkerRequest::Hello(ours.clone()))
+            .map_err(|e| MachineError::Job(e.to_string()))?;
+        hello.push('\n');
+        // A worker that is gone already shows up below, with its exit status and last words.
+        let _ = w.write(&hello);
+        let within = self.command.placement.start_timeout();
+        let deadline = Instant::now() + within;
+        let line = loop {
+            match w.lines.recv_timeout(POLL) {
+                Ok(line) if line.trim().is_empty() => {}
+                Ok(line) => break line,
+                Err(RecvTimeoutError::Timeout) if self.cancelled() => return Ok(None),
+                Err(RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
+                    w.kill();
+                    return Err(self.start_error(format!(
+                        "it did not answer the handshake within {:.0} s",
+                        within.as_secs_f64()
+                    )));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    let (status, tail) = w.kill();
+                    return Err(self.start_error(format!(
+                        "it exited ({}) before the handshake{}",
+                        exit_description(status),
+                        last_words(&tail)
+                    )));
+                }
+            }
+        };
+        match serde_json::from_str::<WorkerMessage>(&line) {
+            Ok(WorkerMessage::Hello(theirs)) if ours.compatible(&theirs) => Ok(Some(w)),
+            Ok(WorkerMessage::Hello(theirs)) => {
+                w.kill();
+                Err(MachineError::Handshake {
+                    ours: ours.describe(),
+                    theirs: theirs.describe(),
+                })
+            }
+            _ => {
+                w.kill();
+                let line: String = line.chars().take(200).collect();
+                Err(MachineError::Handshake {
+                    ours: ours.describe(),
+                    theirs: format!("a program that does not speak protocol {PROTOCOL} (an older autoarch?), which answered: {line}"),
+                })
+            }
+        }
     }
 
     /// Reads the worker's answer, enforcing the limits and the cancel flag.
@@ -384,7 +706,10 @@ impl Evaluator {
         limits: JobLimits,
         on_progress: &mut dyn FnMut(Progress),
     ) -> Result<EvalResult, MachineError> {
-        let deadline = Instant::now() + limits.timeout;
+        let mut deadline = Instant::now() + limits.timeout;
+        if self.command.placement.is_remote() {
+            deadline += REMOTE_GRACE;
+        }
         loop {
             let w = self.worker.as_mut().expect("running");
             match w.lines.recv_timeout(POLL) {
@@ -392,14 +717,17 @@ impl Evaluator {
                     Ok(WorkerMessage::Progress(p)) => on_progress(p),
                     Ok(WorkerMessage::Result(r)) => return Ok(*r),
                     Ok(WorkerMessage::Unavailable(e)) => return Err(e),
+                    Ok(WorkerMessage::Hello(_)) => {
+                        return self.garbage(id, limits, &line, "a second handshake")
+                    }
                     Err(e) => return self.garbage(id, limits, &line, &e.to_string()),
                 },
                 Err(RecvTimeoutError::Timeout) => {
-                    if let Some(stopped) = self.check_limits(id, limits, deadline) {
+                    if let Some(stopped) = self.check_limits(id, limits, deadline)? {
                         return Ok(stopped);
                     }
                 }
-                Err(RecvTimeoutError::Disconnected) => return Ok(self.died(id, limits)),
+                Err(RecvTimeoutError::Disconnected) => return self.died(id, limits),
             }
         }
     }
@@ -417,7 +745,7 @@ impl Evaluator {
         let w = self.worker.as_mut().expect("running");
         let exited = matches!(w.child.try_wait(), Ok(Some(_)));
         if exited {
-            return Ok(self.died(id, limits));
+            return self.died(id, limits);
         }
         self.worker.take().expect("running").kill();
         let line: String = line.chars().take(200).collect();
@@ -427,20 +755,43 @@ impl Evaluator {
     }
 
     /// Between lines: stops the job when it is cancelled, over its memory, or past its time.
+    /// A remote worker enforces the job's limits itself; past the job's time and a grace it
+    /// has stopped answering, and is lost.
     fn check_limits(
         &mut self,
         id: &str,
         limits: JobLimits,
         deadline: Instant,
-    ) -> Option<EvalResult> {
+    ) -> Result<Option<EvalResult>, MachineError> {
         if self.cancelled() {
             self.worker.take().expect("running").kill();
-            return Some(EvalResult::failed(
+            return Ok(Some(EvalResult::failed(
                 id,
                 Status::Cancelled,
                 "the job was cancelled",
-            ));
+            )));
         }
+        if self.command.placement.is_remote() {
+            if Instant::now() < deadline {
+                return Ok(None);
+            }
+            self.worker.take().expect("running").kill();
+            return Err(MachineError::WorkerLost(format!(
+                "the worker ({}) gave no answer within the job's {:.0} s timeout and {:.0} s more, and was stopped",
+                self.command.program.display(),
+                limits.timeout.as_secs_f64(),
+                REMOTE_GRACE.as_secs_f64()
+            )));
+        }
+        Ok(self.check_local(id, limits, deadline))
+    }
+
+    fn check_local(
+        &mut self,
+        id: &str,
+        limits: JobLimits,
+        deadline: Instant,
+    ) -> Option<EvalResult> {
         let rss = self.worker.as_ref().expect("running").rss_mb();
         if rss > limits.memory_mb as f64 {
             let (_, tail) = self.worker.take().expect("running").kill();
@@ -472,13 +823,18 @@ impl Evaluator {
         None
     }
 
-    /// The worker died mid-job: a crash, or out of memory when its last words say so.
-    fn died(&mut self, id: &str, limits: JobLimits) -> EvalResult {
+    /// The worker died mid-job: a crash, or out of memory when its last words say so. A remote
+    /// worker confines its jobs, so its own death is the machine's: it is lost.
+    fn died(&mut self, id: &str, limits: JobLimits) -> Result<EvalResult, MachineError> {
         let (status, tail) = self.worker.take().expect("running").kill();
-        let how = status.map_or("an unknown status".to_string(), |s| match s.signal() {
-            Some(sig) => format!("signal {sig}"),
-            None => format!("exit status {}", s.code().unwrap_or(-1)),
-        });
+        let how = exit_description(status);
+        if self.command.placement.is_remote() {
+            return Err(MachineError::WorkerLost(format!(
+                "the worker ({}) exited ({how}) while it ran job {id}{}",
+                self.command.program.display(),
+                last_words(&tail)
+            )));
+        }
         let (status, message) = if looks_like_oom(&tail) {
             (
                 Status::Oom,
@@ -492,6 +848,6 @@ impl Evaluator {
         };
         let mut r = EvalResult::failed(id, status, message);
         r.stderr_tail = Some(tail);
-        r
+        Ok(r)
     }
 }

@@ -46,6 +46,9 @@ pub(super) enum Purpose {
 /// Proposals in a row that may give nothing before the run stops.
 const NOTHING_IN_A_ROW: u32 = 50;
 
+/// A job is queued again at most this many times after its worker was lost mid-job.
+pub const MAX_REQUEUES: u32 = 3;
+
 /// Where baseline proposals are numbered from (their own seeds, apart from the campaign's).
 const BASELINE_NUMBERS: u64 = 1 << 40;
 
@@ -170,6 +173,8 @@ pub(super) struct Engine<'c> {
     queue: VecDeque<JobSpec>,
     running: JoinSet<(JobSpec, std::result::Result<EvalResult, MachineError>)>,
     running_since: BTreeMap<JobSpec, Instant>,
+    /// How often each job lost its worker mid-job.
+    requeued: BTreeMap<JobSpec, u32>,
     proposing: Proposing,
     analysing: JoinSet<std::result::Result<Option<Analysis>, ProposeError>>,
     counters: Counters,
@@ -216,6 +221,7 @@ impl<'c> Engine<'c> {
             queue: VecDeque::new(),
             running: JoinSet::new(),
             running_since: BTreeMap::new(),
+            requeued: BTreeMap::new(),
             proposing: JoinSet::new(),
             analysing: JoinSet::new(),
             counters: Counters::default(),
@@ -624,6 +630,9 @@ impl<'c> Engine<'c> {
             self.busy_run += t.elapsed().as_secs_f64();
         }
         let r = match result {
+            Err(MachineError::Lost { message, took_job }) => {
+                return self.requeue(spec, &message, took_job)
+            }
             // Nothing is stored: the job is owed again, and runs when the machine is fixed.
             Err(e) => {
                 tracing::error!(candidate = spec.candidate, "machine failure: {e}");
@@ -670,6 +679,49 @@ impl<'c> Engine<'c> {
             self.short_result(spec.candidate, r.status, score)?;
         }
         self.best = ranking::update_best(&self.c.archive, self.best.take(), spec.candidate)?;
+        Ok(None)
+    }
+
+    /// A job whose worker was lost goes back to the front of the queue, at most
+    /// [`MAX_REQUEUES`] times after losses mid-job; then the run stops with the reason (the job
+    /// stays owed, and nothing is stored against the candidate).
+    fn requeue(&mut self, spec: JobSpec, message: &str, took_job: bool) -> Result<Option<Stop>> {
+        let lost = self.requeued.entry(spec).or_insert(0);
+        if took_job {
+            *lost += 1;
+        }
+        let lost = *lost;
+        tracing::warn!(candidate = spec.candidate, lost, "worker lost: {message}");
+        if lost > MAX_REQUEUES {
+            let reason = format!(
+                "the job of candidate #{} (fidelity {}, seed {}) lost its worker {lost} times, the last: {message}; {}",
+                spec.candidate,
+                spec.fidelity,
+                spec.seed,
+                MachineError::Lost {
+                    message: String::new(),
+                    took_job
+                }
+                .fix()
+            );
+            return Ok(Some(Stop::Machine(reason)));
+        }
+        let line = if took_job {
+            format!(
+                "{message}; the job of #{} goes back in the queue ({lost} of {MAX_REQUEUES})",
+                spec.candidate
+            )
+        } else {
+            format!(
+                "{message}; the job of #{} goes back in the queue",
+                spec.candidate
+            )
+        };
+        self.c
+            .archive
+            .log_event("machine", &line, Some(spec.candidate))?;
+        self.emit(RunEvent::Note(line));
+        self.queue.push_front(spec);
         Ok(None)
     }
 

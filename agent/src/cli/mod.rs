@@ -104,7 +104,12 @@ enum Command {
     /// Train and score one architecture file on a task, in an isolated worker process.
     Eval(eval::EvalArgs),
     /// Serve evaluation jobs: JSON lines on stdin, progress and results as JSON lines on stdout.
-    Worker,
+    Worker {
+        /// Run each job in a local worker of this one's, under the job's time and memory
+        /// limits (what a campaign's remote launchers start: `srun`, `ssh`, `kubectl exec`).
+        #[arg(long)]
+        supervise: bool,
+    },
     /// Print the language reference (the op registry) as markdown.
     Ops,
     /// List the built-in tasks and what they bind.
@@ -153,8 +158,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tag { id, tag } => review::tag(dir, id, &tag),
         Command::Verify => review::verify(dir),
         Command::Eval(args) => eval::eval(args),
-        Command::Worker => {
+        Command::Worker { supervise: false } => {
             autoarch_evaluator::worker::serve().context("worker")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker { supervise: true } => {
+            autoarch_evaluator::worker::serve_supervised(worker_command()?)
+                .context("supervising worker")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Ops => {
@@ -180,12 +190,13 @@ pub fn trace_child() -> anyhow::Result<autoarch_sandbox::isolate::ChildCommand> 
     })
 }
 
-/// The worker command: this very binary, `autoarch worker`.
+/// The local worker command: this very binary, `autoarch worker`.
 pub fn worker_command() -> anyhow::Result<autoarch_evaluator::WorkerCommand> {
     Ok(autoarch_evaluator::WorkerCommand {
         program: std::env::current_exe().context("locating the autoarch binary")?,
         args: vec!["worker".to_string()],
         env: Vec::new(),
+        placement: autoarch_evaluator::Placement::Local,
     })
 }
 

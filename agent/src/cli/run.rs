@@ -137,13 +137,15 @@ pub fn start_log(dir: &Path) -> anyhow::Result<()> {
 pub fn campaign(config: CampaignConfig, proposer: Arc<dyn Proposer>) -> anyhow::Result<Campaign> {
     let (task, archive) = campaign::open(&config)?;
     let workers = config.evaluation.workers;
+    let exe = std::env::current_exe().context("locating the autoarch binary")?;
+    let command = autoarch_agent::machine::worker_command(&config.evaluation, &config.name, &exe);
     Ok(Campaign::new(
         config,
         archive,
         task,
         Parts {
             proposer,
-            evaluator: Arc::new(ProcessPool::new(super::worker_command()?, workers)),
+            evaluator: Arc::new(ProcessPool::new(command, workers)),
             tracer: Arc::new(IsolatedTracer {
                 child: super::trace_child()?,
             }),
