@@ -916,7 +916,31 @@ mod tests {
             ),
             (
                 "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nworkers = 0\n",
-                "`evaluation.workers` must be between 1 and 64",
+                "`evaluation.workers` must be between 1 and 64 with launcher = \"local\"",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nlauncher = \"slurm\"\nworkers = 300\n",
+                "`evaluation.workers` must be between 1 and 256 with launcher = \"slurm\"",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nlauncher = \"command\"\n",
+                "`evaluation.command` must name the program that starts a worker",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\ncommand = [\"ssh\", \"n1\"]\n",
+                "`evaluation.command` is only used with launcher = \"command\"",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation.slurm]\npartition = \"gpu\"\n",
+                "`evaluation.slurm` is only used with launcher = \"slurm\"",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nlauncher = \"slurm\"\n[evaluation.slurm]\npartiton = \"gpu\"\n",
+                "unknown field `partiton`",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nlauncher = \"pbs\"\n",
+                "unknown variant `pbs`",
             ),
             (
                 "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nsteps = 10\nseconds = 5\n",

@@ -354,6 +354,94 @@ pub fn is_set(flag: &CancelFlag) -> bool {
     flag.load(Ordering::SeqCst)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SlurmConfig;
+
+    #[test]
+    fn each_launcher_starts_the_worker_it_should() {
+        let exe = Path::new("/opt/autoarch/bin/autoarch");
+        let mut e = EvaluationConfig::default();
+        let local = worker_command(&e, "c", exe);
+        assert_eq!(local.program, exe);
+        assert_eq!(local.args, ["worker"]);
+        assert_eq!(local.placement, Placement::Local);
+
+        e.launcher = Launcher::Command;
+        e.command = ["ssh", "gpu-3", "autoarch", "worker"]
+            .map(String::from)
+            .to_vec();
+        e.start_timeout_seconds = 90.0;
+        let ssh = worker_command(&e, "c", exe);
+        assert_eq!(ssh.program, Path::new("ssh"));
+        assert_eq!(ssh.args, ["gpu-3", "autoarch", "worker", "--supervise"]);
+        assert_eq!(
+            ssh.placement,
+            Placement::Remote {
+                start_timeout: Duration::from_secs(90)
+            }
+        );
+
+        e.launcher = Launcher::Slurm;
+        e.command.clear();
+        e.memory_limit_mb = 2048;
+        let srun = worker_command(&e, "my campaign/1", exe);
+        assert_eq!(srun.program, Path::new("srun"));
+        assert_eq!(
+            srun.args,
+            [
+                "--job-name=autoarch-my-campaign-1",
+                "--nodes=1",
+                "--ntasks=1",
+                "--kill-on-bad-exit=1",
+                "--mem=3072",
+                "/opt/autoarch/bin/autoarch",
+                "worker",
+                "--supervise"
+            ]
+        );
+        e.slurm = SlurmConfig {
+            srun: "/usr/local/bin/srun".into(),
+            partition: Some("gpu".into()),
+            account: Some("lab".into()),
+            time: Some("04:00:00".into()),
+            mem_mb: Some(16000),
+            cpus_per_task: Some(8),
+            gres: Some("gpu:1".into()),
+            binary: Some("/shared/autoarch".into()),
+            extra_args: vec!["--qos=high".into()],
+        };
+        let srun = worker_command(&e, "c", exe);
+        assert_eq!(srun.program, Path::new("/usr/local/bin/srun"));
+        assert_eq!(
+            srun.args,
+            [
+                "--job-name=autoarch-c",
+                "--nodes=1",
+                "--ntasks=1",
+                "--kill-on-bad-exit=1",
+                "--mem=16000",
+                "--cpus-per-task=8",
+                "--time=04:00:00",
+                "--partition=gpu",
+                "--account=lab",
+                "--gres=gpu:1",
+                "--qos=high",
+                "/shared/autoarch",
+                "worker",
+                "--supervise"
+            ]
+        );
+    }
+
+    #[test]
+    fn restarts_back_off_to_half_a_minute() {
+        let secs: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
+    }
+}
+
 /// In-process stand-ins for the machine: for tests (and embedders that trust their code).
 pub mod testing {
     use std::collections::BTreeMap;
@@ -412,6 +500,17 @@ pub mod testing {
             r.wall_seconds = seconds;
             Scripted {
                 result: Ok(r),
+                seconds,
+            }
+        }
+
+        /// The worker was lost (mid-job when `took_job`): the pool hands the job back.
+        pub fn lost(message: &str, took_job: bool, seconds: f64) -> Scripted {
+            Scripted {
+                result: Err(MachineError::Lost {
+                    message: message.to_string(),
+                    took_job,
+                }),
                 seconds,
             }
         }

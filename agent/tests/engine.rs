@@ -425,6 +425,93 @@ async fn a_broken_machine_stops_the_run_stores_nothing_and_the_same_run_resumes_
     assert_eq!(proposals(&c.archive).len(), 4);
 }
 
+/// Evaluations that lose their worker for the first `losses` tries of the job of candidate 1
+/// (fidelity 0), and score everything else.
+fn losing(losses: u32, took_job: bool) -> Arc<ScriptedEvaluator> {
+    let tries = std::sync::Mutex::new(0u32);
+    Arc::new(ScriptedEvaluator::new(2, move |job: &Job| {
+        if job.id == "1/0/0" {
+            let mut t = tries.lock().unwrap();
+            *t += 1;
+            if *t <= losses {
+                return Scripted::lost("the worker (srun) exited (exit status 143)", took_job, 2.0);
+            }
+        }
+        Scripted::ok(score_of_code(&job.code), 5.0)
+    }))
+}
+
+fn machine_events(archive: &Archive) -> Vec<String> {
+    archive
+        .events()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "machine")
+        .map(|e| e.message)
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_whose_worker_is_lost_runs_again_and_is_stored_once() {
+    let seeds = ["mlp_only", "transformer", "long_conv"];
+    let evaluator = losing(3, true);
+    let c = campaign(config(&seeds, "max_candidates = 4", ""), evaluator.clone());
+    let s = c.run().await.unwrap();
+    assert_eq!(s.stop, Stop::Finished);
+    let done = evaluated_once(&c.archive);
+    assert!(done.contains(&(1, 0, 0)), "{done:?}");
+    let tried = evaluator.jobs().iter().filter(|j| j.id == "1/0/0").count();
+    assert_eq!(tried, 4, "three losses, then the run that counts");
+    let events = machine_events(&c.archive);
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(
+        events[2].contains("goes back in the queue (3 of 3)"),
+        "{events:?}"
+    );
+    assert_eq!(c.archive.evaluations(1).unwrap()[0].outcome.as_str(), "ok");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_that_loses_its_worker_a_fourth_time_stops_the_run_with_the_reason() {
+    let seeds = ["mlp_only", "transformer", "long_conv"];
+    let mut c = campaign(config(&seeds, "max_candidates = 4", ""), losing(4, true));
+    let s = c.run().await.unwrap();
+    let Stop::Machine(why) = &s.stop else {
+        panic!("{:?}", s.stop)
+    };
+    assert!(
+        why.contains("candidate #1 (fidelity 0, seed 0) lost its worker 4 times"),
+        "{why}"
+    );
+    assert!(why.contains("srun"), "{why}");
+    assert!(why.contains("run the same command again"), "{why}");
+    assert!(
+        c.archive.evaluations(1).unwrap().is_empty(),
+        "nothing stored against #1"
+    );
+    evaluated_once(&c.archive);
+
+    // The job stays owed: once the cluster is fixed, the same run does it.
+    c.evaluator = scored(5.0);
+    let s = c.run().await.unwrap();
+    assert_eq!(s.stop, Stop::Finished);
+    assert!(evaluated_once(&c.archive).contains(&(1, 0, 0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_could_not_start_hands_its_job_back_without_counting_a_loss() {
+    let seeds = ["mlp_only", "transformer", "long_conv"];
+    let c = campaign(config(&seeds, "max_candidates = 4", ""), losing(6, false));
+    let s = c.run().await.unwrap();
+    assert_eq!(
+        s.stop,
+        Stop::Finished,
+        "start failures are not the job's losses"
+    );
+    assert!(evaluated_once(&c.archive).contains(&(1, 0, 0)));
+    assert_eq!(machine_events(&c.archive).len(), 6);
+}
+
 /// A trace child that cannot start.
 struct NoTracer;
 

@@ -78,21 +78,51 @@ fn processes_tagged(tag: &str) -> Vec<u32> {
 }
 
 fn evaluator(tag: &str, extra: &[(&str, &str)]) -> Evaluator {
+    evaluator_at(Placement::Local, tag, extra)
+}
+
+/// The autoarch worker, here (`worker`) or as a remote launcher starts it (`worker
+/// --supervise`, which confines its jobs itself).
+fn evaluator_at(placement: Placement, tag: &str, extra: &[(&str, &str)]) -> Evaluator {
     let mut env = vec![("AUTOARCH_TEST_TAG".to_string(), tag.to_string())];
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut args = vec!["worker".to_string()];
+    if placement != Placement::Local {
+        args.push("--supervise".to_string());
+    }
     Evaluator::new(WorkerCommand {
         program: env!("CARGO_BIN_EXE_autoarch").into(),
-        args: vec!["worker".into()],
+        args,
         env,
-        placement: Placement::Local,
+        placement,
     })
 }
 
 #[test]
 fn every_failure_is_an_outcome_and_the_parent_carries_on() {
-    let tag = format!("AUTOARCH_TEST_TAG=faults-{}", std::process::id());
+    every_failure_is_an_outcome(Placement::Local, "local");
+}
+
+/// A supervising worker (what `srun` or `ssh` start) gives the same outcomes under the same
+/// limits, enforced where it runs.
+#[test]
+fn a_supervising_worker_confines_its_jobs_with_the_same_outcomes() {
+    let remote = Placement::Remote {
+        start_timeout: Duration::from_secs(60),
+    };
+    every_failure_is_an_outcome(remote, "supervised");
+}
+
+fn every_failure_is_an_outcome(placement: Placement, label: &str) {
+    let tag = format!("AUTOARCH_TEST_TAG=faults-{label}-{}", std::process::id());
     let tag_value = tag.trim_start_matches("AUTOARCH_TEST_TAG=").to_string();
-    let mut ev = evaluator(&tag_value, &[("AUTOARCH_WORKER_FAULT", "panic:boom")]);
+    let mut ev = evaluator_at(
+        placement,
+        &tag_value,
+        &[("AUTOARCH_WORKER_FAULT", "panic:boom")],
+    );
+    // A supervising worker stays; what it ran a job in must not.
+    let supervisors = usize::from(placement != Placement::Local);
     let generous = JobLimits {
         timeout: Duration::from_secs(120),
         memory_mb: 2048,
@@ -133,7 +163,7 @@ fn every_failure_is_an_outcome_and_the_parent_carries_on() {
     assert_eq!(r.status, Status::Timeout, "{r:?}");
     assert!(took < Duration::from_secs(5), "timeout took {took:?}");
     assert!(
-        processes_tagged(&tag).is_empty(),
+        processes_tagged(&tag).len() <= supervisors,
         "worker processes left after the timeout: {:?}",
         processes_tagged(&tag)
     );
@@ -172,6 +202,7 @@ fn every_failure_is_an_outcome_and_the_parent_carries_on() {
     assert_eq!(r.id, "fine");
     assert!(r.metrics.contains_key("val_accuracy"), "{r:?}");
     assert_eq!(r.steps, 30);
+    assert!(progress > 0, "progress is carried");
     drop(ev);
     assert!(
         processes_tagged(&tag).is_empty(),
