@@ -919,30 +919,6 @@ mod tests {
                 "`evaluation.workers` must be between 1 and 64 with launcher = \"local\"",
             ),
             (
-                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nlauncher = \"slurm\"\nworkers = 300\n",
-                "`evaluation.workers` must be between 1 and 256 with launcher = \"slurm\"",
-            ),
-            (
-                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nlauncher = \"command\"\n",
-                "`evaluation.command` must name the program that starts a worker",
-            ),
-            (
-                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\ncommand = [\"ssh\", \"n1\"]\n",
-                "`evaluation.command` is only used with launcher = \"command\"",
-            ),
-            (
-                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation.slurm]\npartition = \"gpu\"\n",
-                "`evaluation.slurm` is only used with launcher = \"slurm\"",
-            ),
-            (
-                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nlauncher = \"slurm\"\n[evaluation.slurm]\npartiton = \"gpu\"\n",
-                "unknown field `partiton`",
-            ),
-            (
-                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nlauncher = \"pbs\"\n",
-                "unknown variant `pbs`",
-            ),
-            (
                 "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nsteps = 10\nseconds = 5\n",
                 "`evaluation.steps` and `evaluation.seconds` are both set",
             ),
@@ -1004,11 +980,45 @@ mod tests {
                 "write \"library\" or \"library:NAME\"",
             ),
         ];
+        assert_refused(&cases);
+    }
+
+    fn assert_refused(cases: &[(&str, &str)]) {
         for (text, expected) in cases {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(expected), "{text:?}: {err}");
             assert!(err.starts_with("c.toml"), "{err}");
         }
+    }
+
+    #[test]
+    fn broken_launchers_name_the_key_and_the_reason() {
+        assert_refused(&[
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nlauncher = \"slurm\"\nworkers = 300\n",
+                "`evaluation.workers` must be between 1 and 256 with launcher = \"slurm\"",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nlauncher = \"command\"\n",
+                "`evaluation.command` must name the program that starts a worker",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\ncommand = [\"ssh\", \"n1\"]\n",
+                "`evaluation.command` is only used with launcher = \"command\"",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation.slurm]\npartition = \"gpu\"\n",
+                "`evaluation.slurm` is only used with launcher = \"slurm\"",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nlauncher = \"slurm\"\n[evaluation.slurm]\npartiton = \"gpu\"\n",
+                "unknown field `partiton`",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nlauncher = \"pbs\"\n",
+                "unknown variant `pbs`",
+            ),
+        ]);
     }
 
     #[test]
