@@ -139,6 +139,14 @@ start() {
 
 stop() {
     local pid
+    # Jobs first, so that no job step outlives the daemons that track it.
+    if live_pid "$STATE/slurmctld.pid" slurmctld >/dev/null; then
+        scancel --quiet --full --user="$(id -un)" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            [[ -z "$(squeue -h 2>/dev/null)" ]] && break
+            sleep 0.2
+        done
+    fi
     for daemon in slurmd slurmctld; do
         if pid="$(live_pid "$STATE/$daemon.pid" "$daemon")"; then
             kill "$pid"
@@ -150,6 +158,10 @@ stop() {
     done
     if pid="$(live_pid "$MUNGE_RUN/munged.pid" munged)"; then
         kill "$pid"
+        for _ in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
     fi
     echo "slurm-local: stopped" >&2
 }

@@ -315,7 +315,8 @@ pub struct SlurmConfig {
     pub account: Option<String>,
     /// The time limit of each worker's job (`--time`, e.g. "04:00:00").
     pub time: Option<String>,
-    /// Memory per worker (`--mem`); by default the job's memory limit and 1 GiB for the worker.
+    /// Memory per worker (`--mem`); by default the job's memory limit + 2.5 GiB, so that the
+    /// node's own cap on a job (its limit + 2 GiB of address space) is reached first.
     pub mem_mb: Option<u64>,
     pub cpus_per_task: Option<u32>,
     /// Generic resources, e.g. "gpu:1".
@@ -753,10 +754,10 @@ impl CampaignConfig {
     /// The launcher and what it needs.
     fn check_launcher(&self) -> Checked {
         let e = &self.evaluation;
-        if !positive(Some(e.start_timeout_seconds)) {
+        if !(positive(Some(e.start_timeout_seconds)) && e.start_timeout_seconds <= 604_800.0) {
             return bad(
                 "evaluation.start_timeout_seconds",
-                "must be a positive number",
+                "must be a positive number of seconds, at most a week",
             );
         }
         match e.launcher {
@@ -1017,6 +1018,10 @@ mod tests {
             (
                 "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nlauncher = \"pbs\"\n",
                 "unknown variant `pbs`",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\nstart_timeout_seconds = 1e300\n",
+                "`evaluation.start_timeout_seconds` must be a positive number of seconds, at most a week",
             ),
         ]);
     }

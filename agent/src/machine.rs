@@ -112,7 +112,11 @@ pub fn worker_command(e: &EvaluationConfig, campaign: &str, exe: &Path) -> Worke
                 "--nodes=1".to_string(),
                 "--ntasks=1".to_string(),
                 "--kill-on-bad-exit=1".to_string(),
-                format!("--mem={}", s.mem_mb.unwrap_or(e.memory_limit_mb + 1024)),
+                format!(
+                    "--mem={}",
+                    s.mem_mb
+                        .unwrap_or(e.memory_limit_mb + SLURM_MEMORY_SLACK_MB)
+                ),
             ];
             let optional = [
                 ("--cpus-per-task", s.cpus_per_task.map(|c| c.to_string())),
@@ -139,6 +143,12 @@ pub fn worker_command(e: &EvaluationConfig, campaign: &str, exe: &Path) -> Worke
         }
     }
 }
+
+/// What a worker's Slurm job gets beyond the job's memory limit by default. A job's address
+/// space is capped at its limit + 2 GiB on the node (an allocation past it fails, the `oom`
+/// outcome), and the supervising worker needs a little: so the job's cgroup, when the site
+/// enforces one, never kills the step first (which would lose the worker, not score the job).
+pub const SLURM_MEMORY_SLACK_MB: u64 = 2560;
 
 /// The Slurm job name of a campaign's workers (`squeue -n` finds them): `autoarch-` and the
 /// campaign's name, with anything but letters, digits, `-`, `_` and `.` as `-`.
@@ -289,6 +299,18 @@ fn run_remote(
     }
 }
 
+impl Drop for ProcessPool {
+    /// Remote workers are told to finish all at once (their stdin closes), then each is waited
+    /// for: the pool stops in the time of the slowest, not the sum of them.
+    fn drop(&mut self) {
+        let mut idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for slot in &mut idle {
+            slot.evaluator.close();
+        }
+        drop(idle);
+    }
+}
+
 #[async_trait]
 impl Evaluate for ProcessPool {
     fn capacity(&self) -> usize {
@@ -395,7 +417,7 @@ mod tests {
                 "--nodes=1",
                 "--ntasks=1",
                 "--kill-on-bad-exit=1",
-                "--mem=3072",
+                "--mem=4608",
                 "/opt/autoarch/bin/autoarch",
                 "worker",
                 "--supervise"

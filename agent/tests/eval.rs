@@ -77,6 +77,16 @@ fn processes_tagged(tag: &str) -> Vec<u32> {
     found
 }
 
+fn command_line(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn evaluator(tag: &str, extra: &[(&str, &str)]) -> Evaluator {
     evaluator_at(Placement::Local, tag, extra)
 }
@@ -162,10 +172,17 @@ fn every_failure_is_an_outcome(placement: Placement, label: &str) {
     let took = start.elapsed();
     assert_eq!(r.status, Status::Timeout, "{r:?}");
     assert!(took < Duration::from_secs(5), "timeout took {took:?}");
+    let left: Vec<String> = processes_tagged(&tag)
+        .into_iter()
+        .map(command_line)
+        .collect();
+    let supervising = left
+        .iter()
+        .filter(|c| c.ends_with("worker --supervise"))
+        .count();
     assert!(
-        processes_tagged(&tag).len() <= supervisors,
-        "worker processes left after the timeout: {:?}",
-        processes_tagged(&tag)
+        left.len() == supervising && supervising <= supervisors,
+        "worker processes left after the timeout: {left:?}"
     );
 
     // A worker that panics: crashed, with the panic message in the stderr tail.

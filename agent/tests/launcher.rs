@@ -90,12 +90,12 @@ fn a_campaign_runs_on_workers_a_command_starts_and_a_kill_9_leaves_none_behind()
     );
     let (mut child, rx) = s.spawn();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while s.workers_alive().len() < 4 {
-        // Two supervisors, each with the worker running its job.
+    // Two supervisors, each with the worker it runs its job in.
+    while s.workers_by_kind() != (2, 2) {
         assert!(
             Instant::now() < deadline,
             "workers: {:?}",
-            s.workers_alive()
+            s.workers_by_kind()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -118,11 +118,12 @@ fn a_campaign_runs_on_workers_a_command_starts_and_a_kill_9_leaves_none_behind()
 
 #[test]
 fn a_worker_lost_mid_job_has_its_job_run_again_and_stored_once() {
-    // The first worker to start is killed (with what it runs) 1.5 s in, mid-job: a node that
-    // died. Every other start carries the worker faithfully. (A background command of sh reads
-    // /dev/null unless given a descriptor saved before: hence `exec 3<&0`.)
+    // The first worker to start is killed half a second after it starts the worker it runs
+    // its first job in (jobs train for 3 s): a node that died mid-job. Every other start carries
+    // the worker faithfully. (A background command of sh reads /dev/null unless given a
+    // descriptor saved before: hence `exec 3<&0`.)
     let w = Wrapper::new(
-        "if mkdir \"$DIR/lost\" 2>/dev/null; then\n  exec 3<&0\n  \"$@\" <&3 &\n  pid=$!\n  sleep 1.5\n  kill -9 $pid\n  echo 'launch.sh: connection to node-7 closed' >&2\n  exit 255\nfi\nexec \"$@\"\n",
+        "if mkdir \"$DIR/lost\" 2>/dev/null; then\n  exec 3<&0\n  \"$@\" <&3 &\n  pid=$!\n  until pgrep -P $pid >/dev/null; do sleep 0.05; done\n  sleep 0.5\n  kill -9 $pid\n  echo 'launch.sh: connection to node-7 closed' >&2\n  exit 255\nfi\nexec \"$@\"\n",
     );
     let s = Setup::new(
         "lost",
@@ -150,6 +151,28 @@ fn a_worker_lost_mid_job_has_its_job_run_again_and_stored_once() {
         out.contains("connection to node-7 closed"),
         "the launcher's last words: {out}"
     );
+}
+
+#[test]
+fn a_worker_that_cannot_start_is_given_up_and_the_others_finish_the_campaign() {
+    // The first start carries a worker; every later start fails (a node that went away).
+    let w = Wrapper::new(
+        "if mkdir \"$DIR/first\" 2>/dev/null; then exec \"$@\"; fi\necho 'ssh: connect to host node-2 port 22: No route to host' >&2\nexit 255\n",
+    );
+    let s = Setup::new(
+        "one-left",
+        &two_seeds(),
+        "max_candidates = 2",
+        &w.evaluation("steps = 4\npromote_fraction = 0.0"),
+    );
+    let o = s.run();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("No route to host"), "{out}");
+    assert!(out.contains("going on with 1 worker;"), "{out}");
+    let r = s.archive();
+    r.assert_all_evaluated();
+    r.assert_no_evaluation_twice();
 }
 
 #[test]

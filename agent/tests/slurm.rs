@@ -76,7 +76,7 @@ fn slurm_setup(name: &str, budget: &str, training: &str) -> Setup {
         &[("mlp.star", MLP_SEED), ("linear.star", LINEAR_SEED)],
         budget,
         &format!(
-            "launcher = \"slurm\"\nstart_timeout_seconds = 60\n{training}\npromote_fraction = 0.0\n\n[evaluation.slurm]\nmem_mb = 1500\ncpus_per_task = 1\ntime = \"00:10:00\"\n"
+            "launcher = \"slurm\"\nstart_timeout_seconds = 60\n{training}\npromote_fraction = 0.0\n\n[evaluation.slurm]\ncpus_per_task = 1\ntime = \"00:10:00\"\n"
         ),
     )
 }
@@ -98,7 +98,17 @@ fn a_slurm_campaign_survives_a_cancelled_step_and_leaves_no_job_behind() {
         assert!(Instant::now() < deadline, "jobs: {:?}", squeue(&name));
         std::thread::sleep(Duration::from_millis(100));
     };
-    std::thread::sleep(Duration::from_secs(1));
+    // Mid-job: both supervisors run the worker their job trains in (this one-node cluster's
+    // processes are this host's).
+    while s.workers_by_kind() != (2, 2) {
+        assert!(
+            Instant::now() < deadline,
+            "workers: {:?}",
+            s.workers_by_kind()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
     let step = format!("{}.0", jobs[0]);
     let o = Command::new("scancel").arg(&step).output().unwrap();
     assert!(
@@ -108,7 +118,7 @@ fn a_slurm_campaign_survives_a_cancelled_step_and_leaves_no_job_behind() {
     );
 
     let status = child.wait().unwrap();
-    let lines: Vec<String> = rx.try_iter().collect();
+    let lines: Vec<String> = rx.iter().collect();
     let all = lines.join("\n");
     assert!(status.success(), "{all}");
     assert!(all.contains("goes back in the queue (1 of 3)"), "{all}");

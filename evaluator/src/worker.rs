@@ -160,8 +160,10 @@ fn watch_parent() {
 fn protocol_stdout() -> std::io::Result<File> {
     // SAFETY: dup/dup2 on this process's own standard descriptors; the new fd is owned by the
     // File returned and by nothing else.
+    // Close-on-exec, so that a worker this one starts (a supervisor's) does not hold the pipe
+    // back to the campaign open.
     unsafe {
-        let fd = libc::dup(1);
+        let fd = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
         if fd < 0 || libc::dup2(2, 1) < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -345,6 +347,10 @@ struct Worker {
     stderr_thread: Option<JoinHandle<()>>,
     memory_mb: u64,
     placement: Placement,
+    /// The worker's handshake, once it answered.
+    theirs: Option<Hello>,
+    /// Stopped and reaped: nothing of it to signal any more.
+    stopped: bool,
 }
 
 impl Worker {
@@ -402,6 +408,8 @@ impl Worker {
             stderr_thread: Some(stderr_thread),
             memory_mb,
             placement: command.placement,
+            theirs: None,
+            stopped: false,
         })
     }
 
@@ -431,7 +439,7 @@ impl Worker {
     }
 
     /// Stops the worker's whole process group and reaps it.
-    fn kill(mut self) -> (Option<std::process::ExitStatus>, String) {
+    fn kill(&mut self) -> (Option<std::process::ExitStatus>, String) {
         let status = self.stop();
         (status, self.stderr_tail())
     }
@@ -441,22 +449,32 @@ impl Worker {
     /// killed outright may leave its Slurm job to the cluster's timeouts — and killed only if
     /// it does not.
     fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            self.signal(libc::SIGKILL);
-            return Some(status);
+        if self.stopped {
+            return self.child.try_wait().ok().flatten();
         }
-        if self.placement.is_remote() {
-            self.stdin = None;
-            if let Some(status) = self.wait_for_exit(REMOTE_STOP_WAIT) {
-                return Some(status);
-            }
-            self.signal(libc::SIGTERM);
-            if let Some(status) = self.wait_for_exit(REMOTE_STOP_WAIT) {
-                return Some(status);
+        let mut status = self.child.try_wait().ok().flatten();
+        if status.is_none() && self.placement.is_remote() {
+            self.close();
+            status = self.wait_for_exit(REMOTE_STOP_WAIT);
+            if status.is_none() {
+                self.signal(libc::SIGTERM);
+                status = self.wait_for_exit(REMOTE_STOP_WAIT);
             }
         }
+        // Whatever the group left behind goes too, before the leader is reaped (after that its
+        // pid could name another process).
         self.signal(libc::SIGKILL);
-        self.child.wait().ok()
+        if status.is_none() {
+            status = self.child.wait().ok();
+        }
+        let _ = self.child.wait();
+        self.stopped = true;
+        status
+    }
+
+    /// Closes the worker's stdin: a worker finishes when its input ends.
+    fn close(&mut self) {
+        self.stdin = None;
     }
 
     fn signal(&self, signal: libc::c_int) {
@@ -512,6 +530,14 @@ fn exit_description(status: Option<std::process::ExitStatus>) -> String {
     })
 }
 
+/// The last line a worker wrote that was not a message, for errors.
+fn wrote(noise: &[String]) -> String {
+    match noise.last() {
+        Some(l) => format!("; it wrote: {}", l.chars().take(200).collect::<String>()),
+        None => String::new(),
+    }
+}
+
 fn last_words(tail: &str) -> String {
     let tail = tail.trim();
     if tail.is_empty() {
@@ -526,6 +552,8 @@ pub struct Evaluator {
     command: WorkerCommand,
     worker: Option<Worker>,
     cancel: Option<Arc<AtomicBool>>,
+    /// The host of the last worker that answered the handshake.
+    last_host: Option<String>,
 }
 
 fn looks_like_oom(stderr: &str) -> bool {
@@ -541,6 +569,7 @@ impl Evaluator {
             command,
             worker: None,
             cancel: None,
+            last_host: None,
         }
     }
 
@@ -555,6 +584,14 @@ impl Evaluator {
         self.cancel
             .as_ref()
             .is_some_and(|c| c.load(Ordering::SeqCst))
+    }
+
+    /// Tells the current worker to finish (its stdin closes) without waiting for it: a pool
+    /// that stops many remote workers closes them all first, so that they end together.
+    pub fn close(&mut self) {
+        if let Some(w) = self.worker.as_mut() {
+            w.close();
+        }
     }
 
     /// The pid of the current worker, if one is running.
@@ -601,10 +638,12 @@ impl Evaluator {
         let mut line =
             serde_json::to_string(&request).map_err(|e| MachineError::Job(e.to_string()))?;
         line.push('\n');
+        // A local worker's address-space limit is set at its start; a remote one takes the
+        // limits with each job.
         if self
             .worker
             .as_ref()
-            .is_some_and(|w| w.memory_mb != limits.memory_mb)
+            .is_some_and(|w| w.memory_mb != limits.memory_mb && !w.placement.is_remote())
         {
             self.worker = None;
         }
@@ -626,6 +665,7 @@ impl Evaluator {
                 let Some(w) = self.start(memory_mb)? else {
                     return Ok(Sent::Cancelled);
                 };
+                self.last_host = w.theirs.as_ref().map(|h| h.host.clone());
                 self.worker = Some(w);
             }
             let w = self.worker.as_mut().expect("just started");
@@ -654,47 +694,82 @@ impl Evaluator {
         hello.push('\n');
         // A worker that is gone already shows up below, with its exit status and last words.
         let _ = w.write(&hello);
-        let within = self.command.placement.start_timeout();
-        let deadline = Instant::now() + within;
-        let line = loop {
-            match w.lines.recv_timeout(POLL) {
-                Ok(line) if line.trim().is_empty() => {}
-                Ok(line) => break line,
-                Err(RecvTimeoutError::Timeout) if self.cancelled() => return Ok(None),
-                Err(RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
-                    w.kill();
-                    return Err(self.start_error(format!(
-                        "it did not answer the handshake within {:.0} s",
-                        within.as_secs_f64()
-                    )));
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    let (status, tail) = w.kill();
-                    return Err(self.start_error(format!(
-                        "it exited ({}) before the handshake{}",
-                        exit_description(status),
-                        last_words(&tail)
-                    )));
-                }
-            }
+        let answer = match self.await_hello(&mut w)? {
+            Some(answer) => answer,
+            None => return Ok(None),
         };
-        match serde_json::from_str::<WorkerMessage>(&line) {
-            Ok(WorkerMessage::Hello(theirs)) if ours.compatible(&theirs) => Ok(Some(w)),
-            Ok(WorkerMessage::Hello(theirs)) => {
+        match answer {
+            WorkerMessage::Hello(theirs) if ours.compatible(&theirs) => {
+                w.theirs = Some(theirs);
+                Ok(Some(w))
+            }
+            WorkerMessage::Hello(theirs) => {
                 w.kill();
                 Err(MachineError::Handshake {
                     ours: ours.describe(),
                     theirs: theirs.describe(),
                 })
             }
-            _ => {
+            other => {
                 w.kill();
-                let line: String = line.chars().take(200).collect();
+                let line: String = serde_json::to_string(&other)
+                    .unwrap_or_default()
+                    .chars()
+                    .take(200)
+                    .collect();
                 Err(MachineError::Handshake {
                     ours: ours.describe(),
                     theirs: format!("a program that does not speak protocol {PROTOCOL} (an older autoarch?), which answered: {line}"),
                 })
+            }
+        }
+    }
+
+    /// The worker's first message. Lines that are not messages are skipped (a login script's
+    /// greeting through `ssh`), and named if nothing else comes. `None`: cancelled.
+    fn await_hello(&self, w: &mut Worker) -> Result<Option<WorkerMessage>, MachineError> {
+        let within = self.command.placement.start_timeout();
+        let deadline = Instant::now() + within;
+        let mut noise: Vec<String> = Vec::new();
+        let mut exited_at: Option<Instant> = None;
+        loop {
+            if self.cancelled() {
+                w.kill();
+                return Ok(None);
+            }
+            if Instant::now() >= deadline {
+                w.kill();
+                return Err(self.start_error(format!(
+                    "it did not answer the handshake within {:.0} s{}",
+                    within.as_secs_f64(),
+                    wrote(&noise)
+                )));
+            }
+            let gone = match w.lines.recv_timeout(POLL) {
+                Ok(line) => match serde_json::from_str::<WorkerMessage>(&line) {
+                    Ok(message) => return Ok(Some(message)),
+                    Err(_) if line.trim().is_empty() => false,
+                    Err(_) => {
+                        noise.push(line);
+                        false
+                    }
+                },
+                Err(RecvTimeoutError::Timeout) => {
+                    // The launcher exited while something it left behind holds its stdout.
+                    let now = Instant::now();
+                    matches!(w.child.try_wait(), Ok(Some(_)))
+                        && now - *exited_at.get_or_insert(now) > Duration::from_secs(1)
+                }
+                Err(RecvTimeoutError::Disconnected) => true,
+            };
+            if gone {
+                let (status, tail) = w.kill();
+                return Err(self.start_error(format!(
+                    "it exited ({}) before the handshake{}{}",
+                    exit_description(status),
+                    last_words(&tail),
+                    wrote(&noise)
+                )));
             }
         }
     }
@@ -716,7 +791,7 @@ impl Evaluator {
                 Ok(line) => match serde_json::from_str::<WorkerMessage>(&line) {
                     Ok(WorkerMessage::Progress(p)) => on_progress(p),
                     Ok(WorkerMessage::Result(r)) => return Ok(*r),
-                    Ok(WorkerMessage::Unavailable(e)) => return Err(e),
+                    Ok(WorkerMessage::Unavailable(e)) => return Err(self.unavailable(e)),
                     Ok(WorkerMessage::Hello(_)) => {
                         return self.garbage(id, limits, &line, "a second handshake")
                     }
@@ -741,11 +816,21 @@ impl Evaluator {
         line: &str,
         error: &str,
     ) -> Result<EvalResult, MachineError> {
-        std::thread::sleep(Duration::from_millis(100));
+        // A worker killed mid-write ends its output soon after; a launcher (srun, ssh) may take
+        // longer to pass that on than a local worker does.
+        let settle = if self.command.placement.is_remote() {
+            Duration::from_secs(3)
+        } else {
+            Duration::from_millis(100)
+        };
+        let until = Instant::now() + settle;
         let w = self.worker.as_mut().expect("running");
-        let exited = matches!(w.child.try_wait(), Ok(Some(_)));
-        if exited {
-            return self.died(id, limits);
+        while Instant::now() < until {
+            match w.lines.recv_timeout(POLL) {
+                Err(RecvTimeoutError::Disconnected) => return self.died(id, limits),
+                _ if matches!(w.child.try_wait(), Ok(Some(_))) => return self.died(id, limits),
+                _ => {}
+            }
         }
         self.worker.take().expect("running").kill();
         let line: String = line.chars().take(200).collect();
@@ -777,8 +862,8 @@ impl Evaluator {
             }
             self.worker.take().expect("running").kill();
             return Err(MachineError::WorkerLost(format!(
-                "the worker ({}) gave no answer within the job's {:.0} s timeout and {:.0} s more, and was stopped",
-                self.command.program.display(),
+                "the worker {} gave no answer within the job's {:.0} s timeout and {:.0} s more, and was stopped",
+                self.worker_name(),
                 limits.timeout.as_secs_f64(),
                 REMOTE_GRACE.as_secs_f64()
             )));
@@ -823,6 +908,27 @@ impl Evaluator {
         None
     }
 
+    /// "(srun) on node-3": the launcher and, once it answered, the worker's host.
+    fn worker_name(&self) -> String {
+        let program = self.command.program.display();
+        match self.last_host.as_deref() {
+            Some(host) => format!("({program}) on {host}"),
+            None => format!("({program})"),
+        }
+    }
+
+    /// A worker that cannot run anything: the machine's error. A remote worker that cannot
+    /// start the local worker it runs jobs in has a broken node: it is lost (and stopped), so the
+    /// job goes back in the queue and a worker is started again, perhaps elsewhere.
+    fn unavailable(&mut self, e: MachineError) -> MachineError {
+        if !(self.command.placement.is_remote() && matches!(e, MachineError::WorkerStart { .. })) {
+            return e;
+        }
+        let name = self.worker_name();
+        self.worker = None;
+        MachineError::WorkerLost(format!("the worker {name} could not start its job: {e}"))
+    }
+
     /// The worker died mid-job: a crash, or out of memory when its last words say so. A remote
     /// worker confines its jobs, so its own death is the machine's: it is lost.
     fn died(&mut self, id: &str, limits: JobLimits) -> Result<EvalResult, MachineError> {
@@ -830,8 +936,8 @@ impl Evaluator {
         let how = exit_description(status);
         if self.command.placement.is_remote() {
             return Err(MachineError::WorkerLost(format!(
-                "the worker ({}) exited ({how}) while it ran job {id}{}",
-                self.command.program.display(),
+                "the worker {} exited ({how}) while it ran job {id}{}",
+                self.worker_name(),
                 last_words(&tail)
             )));
         }

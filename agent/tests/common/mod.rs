@@ -123,6 +123,27 @@ impl Setup {
         Records::read(&out)
     }
 
+    /// The campaign's live processes whose command line ends with `worker` (the workers that
+    /// run jobs) and with `worker --supervise` (supervising workers), as counts.
+    pub fn workers_by_kind(&self) -> (usize, usize) {
+        let (mut plain, mut supervising) = (0, 0);
+        for pid in self.workers_alive() {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .collect();
+            // The autoarch binary itself, not a launcher (srun) whose arguments end the same.
+            let autoarch = args.first().is_some_and(|a| a.ends_with(b"/autoarch"));
+            match args.as_slice() {
+                [_, b"worker"] if autoarch => plain += 1,
+                [_, b"worker", b"--supervise"] if autoarch => supervising += 1,
+                _ => {}
+            }
+        }
+        (plain, supervising)
+    }
+
     /// The worker processes this campaign started that are still alive.
     pub fn workers_alive(&self) -> Vec<u32> {
         let tag = format!("AUTOARCH_TEST_TAG={}", self.tag);
