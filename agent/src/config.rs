@@ -261,6 +261,9 @@ pub struct EvaluationConfig {
     pub promote_seeds: u32,
     /// The longer budget as a multiple of the short one.
     pub promote_factor: f64,
+    /// The largest candidate in parameters: a proposal over it does not trace (a diagnostic
+    /// says so), so that no design wins by growing. No cap by default beyond the tracer's own.
+    pub max_params: Option<u64>,
     /// Where the workers run.
     pub launcher: Launcher,
     /// With `launcher = "command"`: the argv prefix that runs `autoarch worker` somewhere and
@@ -357,6 +360,7 @@ impl Default for EvaluationConfig {
             promote_fraction: 0.25,
             promote_seeds: 1,
             promote_factor: 3.0,
+            max_params: None,
             launcher: Launcher::Local,
             command: Vec::new(),
             start_timeout_seconds: 300.0,
@@ -392,6 +396,9 @@ impl StrategyChoice {
 pub struct SearchConfig {
     pub strategy: StrategyChoice,
     pub evolution: EvolutionConfig,
+    /// The campaign's random seed: the same config and seed make the same choices; another
+    /// seed, another campaign (the benchmark runs several per arm).
+    pub seed: u64,
 }
 
 impl Default for SearchConfig {
@@ -399,6 +406,7 @@ impl Default for SearchConfig {
         SearchConfig {
             strategy: StrategyChoice::Autoarch,
             evolution: EvolutionConfig::default(),
+            seed: 0,
         }
     }
 }
@@ -585,7 +593,7 @@ impl CampaignConfig {
         self.validate("the command line")
     }
 
-    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+    pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
         self.check_basics()
             .and_then(|_| self.check_llm())
             .and_then(|_| self.check_budget())
@@ -748,6 +756,9 @@ impl CampaignConfig {
         if e.promote_seeds > 16 {
             return bad("evaluation.promote_seeds", "must be at most 16");
         }
+        if e.max_params == Some(0) {
+            return bad("evaluation.max_params", "must be at least 1");
+        }
         self.check_launcher()
     }
 
@@ -820,6 +831,16 @@ impl CampaignConfig {
             );
         }
         Ok(())
+    }
+
+    /// The tracing limits of the campaign's candidates: the tracer's defaults, with
+    /// `evaluation.max_params` as the parameter cap when it is set.
+    pub fn limits(&self) -> autoarch_sandbox::Limits {
+        let mut limits = autoarch_sandbox::Limits::default();
+        if let Some(cap) = self.evaluation.max_params {
+            limits.max_params = cap;
+        }
+        limits
     }
 
     /// The short (fidelity 0) training budget.

@@ -535,6 +535,24 @@ async fn a_worker_that_could_not_start_hands_its_job_back_without_counting_a_los
     assert_eq!(machine_events(&c.archive).len(), 6);
 }
 
+/// A compute budget alone in a space the proposer has used up: the run stops once 50
+/// proposals in a row were only duplicates, instead of proposing forever.
+#[tokio::test(start_paused = true)]
+async fn a_used_up_search_space_stops_the_run_instead_of_proposing_forever() {
+    // A seed whose only edit site is one width: a handful of designs, then duplicates.
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("tiny.star");
+    std::fs::write(&seed, "# name: tiny\n# task: mqar\nD = 16\n\ndef model(tokens):\n    return linear(embedding(tokens, VOCAB, D), VOCAB)\n").unwrap();
+    let mut config = config(&["mlp_only"], "max_compute_seconds = 1000000", "");
+    config.seeds = vec![autoarch_agent::seeds::SeedSpec::File(seed)];
+    config.proposer.max_edits = 1;
+    let c = campaign(config, scored(1.0));
+    let s = c.run().await.unwrap();
+    assert_eq!(s.stop, Stop::Exhausted(50), "{:?}", s.stop);
+    assert!(!s.stop.is_failure());
+    assert!(s.duplicates >= 50, "{}", s.duplicates);
+}
+
 /// A trace child that cannot start.
 struct NoTracer;
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use autoarch_archive::{Archive, CandidateId, Listed, ProposerKind};
 use autoarch_evaluator::{EvalResult, Status};
-use autoarch_sandbox::{Limits, TraceConfig};
+use autoarch_sandbox::TraceConfig;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::task::JoinSet;
@@ -43,7 +43,8 @@ pub(super) enum Purpose {
     Baseline { target: usize },
 }
 
-/// Proposals in a row that may give nothing before the run stops.
+/// Proposals in a row that may give nothing (no proposal, or only a duplicate) before the run
+/// stops.
 const NOTHING_IN_A_ROW: u32 = 50;
 
 /// A job is queued again at most this many times after its worker was lost mid-job.
@@ -242,7 +243,7 @@ impl<'c> Engine<'c> {
     fn trace_config(&self) -> TraceConfig {
         TraceConfig {
             task: self.c.task.clone(),
-            limits: Limits::default(),
+            limits: self.c.config.limits(),
         }
     }
 
@@ -490,7 +491,9 @@ impl<'c> Engine<'c> {
         let capacity = self.c.evaluator.capacity();
         while self.wants_more() && self.queue.len() + self.proposing.len() < capacity {
             let n = self.made;
-            let mut rng = ChaCha8Rng::seed_from_u64(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng = ChaCha8Rng::seed_from_u64(
+                n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.c.config.search.seed,
+            );
             let view = View {
                 archive: &self.c.archive,
                 seeds: &self.seeds,
@@ -528,7 +531,7 @@ impl<'c> Engine<'c> {
             .collect::<Result<Vec<_>>>()?;
         Ok(ProposalContext {
             task: self.c.task.clone(),
-            limits: Limits::default(),
+            limits: self.c.config.limits(),
             parent: context::shown(archive, selection.parent, blind)?,
             inspirations,
             failures: if blind {
@@ -777,9 +780,13 @@ impl<'c> Engine<'c> {
     ) -> Result<Option<Stop>> {
         match result {
             Ok(p) => {
-                self.counters.nothing_in_a_row = 0;
-                self.store(n, p, kind)?;
-                Ok(None)
+                if self.store(n, p, kind)? {
+                    self.counters.nothing_in_a_row = 0;
+                    return Ok(None);
+                }
+                self.counters.nothing_in_a_row += 1;
+                Ok((self.counters.nothing_in_a_row >= NOTHING_IN_A_ROW)
+                    .then_some(Stop::Exhausted(NOTHING_IN_A_ROW)))
             }
             Err(ProposeError::Machine { error, calls }) => {
                 self.account_lost_calls(&calls)?;
@@ -826,8 +833,9 @@ impl<'c> Engine<'c> {
         Ok(())
     }
 
-    /// Stores a proposal and queues its evaluation when it is new.
-    fn store(&mut self, n: u64, mut p: Proposal, kind: ProposerKind) -> Result<()> {
+    /// Stores a proposal and queues its evaluation when it is new; whether it gave anything
+    /// (a new design, or code that did not trace, which is a lesson) rather than a duplicate.
+    fn store(&mut self, n: u64, mut p: Proposal, kind: ProposerKind) -> Result<bool> {
         let notes = std::mem::take(&mut p.notes);
         let tags = match self.purpose {
             Purpose::Campaign => Vec::new(),
@@ -835,7 +843,9 @@ impl<'c> Engine<'c> {
                 // The baseline keeps new designs only: a sample that does not trace or repeats
                 // one is just another draw.
                 if !self.is_new(&p)? {
-                    return self.log_notes(&notes, None);
+                    // The baseline gives up on a small space on its own terms.
+                    self.log_notes(&notes, None)?;
+                    return Ok(true);
                 }
                 p.name = format!("random · {}", p.name);
                 p.motivation = format!("Random sample (baseline): {}", p.motivation);
@@ -887,7 +897,7 @@ impl<'c> Engine<'c> {
                 remember(&mut self.failures, failure);
             }
         }
-        Ok(())
+        Ok(stored != Stored::Duplicate)
     }
 
     /// A proposer's notes (e.g. a model switching how it answers): the archive's event log,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use autoarch_archive::{Archive, CandidateId, NewEvaluation, Outcome};
 use autoarch_evaluator::{EvalResult, Job, JobLimits, Status};
-use autoarch_sandbox::{render_all, Limits};
+use autoarch_sandbox::render_all;
 
 use super::{Error, Result};
 use crate::config::CampaignConfig;
@@ -83,7 +83,7 @@ pub fn job(archive: &Archive, config: &CampaignConfig, spec: JobSpec) -> Result<
             code: c.code,
             task: config.task.clone(),
             train: config.train_config(spec.fidelity, spec.seed),
-            limits: Limits::default(),
+            limits: config.limits(),
         },
         JobLimits {
             timeout: Duration::from_secs_f64(config.evaluation.timeout_seconds),

@@ -36,7 +36,7 @@
 mod admit;
 mod context;
 mod engine;
-mod jobs;
+pub(crate) mod jobs;
 pub mod ranking;
 mod state;
 
@@ -127,6 +127,9 @@ pub enum Stop {
     Machine(String),
     /// No candidate evaluated successfully, so there is no parent to propose from.
     NoParent,
+    /// This many proposals in a row gave only designs the archive already holds: the search
+    /// space around the parents looks used up (a budget of compute alone would never be spent).
+    Exhausted(u32),
 }
 
 impl Stop {
@@ -141,6 +144,9 @@ impl Stop {
                 "stopped: no seed evaluated successfully, so there is no parent to propose from"
                     .into()
             }
+            Stop::Exhausted(n) => format!(
+                "stopped: the last {n} proposals were all designs the archive holds, so the search space looks used up (more edits per proposal, other seeds or an LLM would widen it)"
+            ),
         }
     }
 

@@ -221,7 +221,7 @@ pub fn run(args: RunArgs, archive: Option<&Path>) -> anyhow::Result<ExitCode> {
         eprintln!("error: {}", summary.stop.describe());
     }
     Ok(match summary.stop {
-        Stop::Finished | Stop::Budget(_) => ExitCode::SUCCESS,
+        Stop::Finished | Stop::Budget(_) | Stop::Exhausted(_) => ExitCode::SUCCESS,
         Stop::Interrupted => ExitCode::from(130),
         _ => ExitCode::FAILURE,
     })
