@@ -16,6 +16,7 @@
 // Functions fit on a screen: the threshold (100 lines) is in clippy.toml.
 #![warn(clippy::too_many_lines)]
 
+pub mod benchmark;
 pub mod campaign;
 pub mod config;
 pub mod machine;

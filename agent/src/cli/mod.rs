@@ -5,6 +5,7 @@
 //! go on; 2 a usage error, with a message that says what to do; 130 a campaign stopped by
 //! Ctrl-C.
 
+mod benchmark;
 mod check;
 mod eval;
 mod render;
@@ -54,6 +55,9 @@ enum Command {
     Run(run::RunArgs),
     /// Write a commented example campaign file.
     Init(run::InitArgs),
+    /// The discovery benchmark: the suite's arms at equal compute against the seeds and random
+    /// sampling, scored by one final protocol; run it again to continue.
+    Benchmark(benchmark::BenchmarkArgs),
     /// A markdown summary of the campaign: best candidates, best versus seeds and random sampling.
     Report(report::ReportArgs),
     /// Trace architecture code and report its shapes, parameters, FLOPs and fingerprint.
@@ -158,6 +162,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tag { id, tag } => review::tag(dir, id, &tag),
         Command::Verify => review::verify(dir),
         Command::Eval(args) => eval::eval(args),
+        Command::Benchmark(args) => benchmark::benchmark(args),
         Command::Worker { supervise: false } => {
             autoarch_evaluator::worker::serve().context("worker")?;
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,581 @@
+//! The discovery benchmark (`autoarch benchmark`): does a search strategy beat the human seeds,
+//! random search and regularized evolution at equal compute?
+//!
+//! A [`Suite`] names tasks and arms; each arm runs `campaigns` campaigns per task with the same
+//! evaluation-seconds and workers, candidates capped at `size_cap` × the largest seed. Then
+//! the final protocol ([`protocol`]) trains each campaign's incumbent, every seed and a
+//! random-sampled population the same way with fresh seeds, and [`Results`] compares them over
+//! campaign seeds with bootstrap intervals ([`stats`]); [`report`] writes them out.
+
+pub mod protocol;
+pub mod report;
+pub mod stats;
+pub mod suite;
+
+use std::path::{Path, PathBuf};
+
+use autoarch_archive::{Archive, Listed, ProposerKind, Status as CandidateStatus};
+use serde::Serialize;
+
+pub use suite::{Arm, Preset, Suite, SuiteTask};
+
+use crate::campaign::ranking;
+use protocol::{Budget, Store, Subject};
+
+/// One campaign of the plan.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub task: usize,
+    pub arm: usize,
+    pub k: u32,
+}
+
+/// Every campaign the suite runs, task by task, campaign seed by campaign seed, arm by arm
+/// (so that an interrupted benchmark has compared arms on the same seeds).
+pub fn plan(suite: &Suite) -> Vec<Planned> {
+    let mut out = Vec::new();
+    for task in 0..suite.tasks.len() {
+        for k in 0..suite.campaigns {
+            for arm in 0..suite.arms.len() {
+                out.push(Planned { task, arm, k });
+            }
+        }
+    }
+    out
+}
+
+/// The plan in words, with its compute: what `--dry-run` prints.
+pub fn describe_plan(suite: &Suite) -> String {
+    let campaigns = plan(suite).len();
+    let search = campaigns as f64 * suite.budget.max_compute_seconds;
+    let f = &suite.final_protocol;
+    let budgets = if f.long_factor > 0.0 { 2 } else { 1 };
+    let mut lines = vec![format!(
+        "benchmark {:?}: {} task(s) × {} arm(s) × {} campaign(s) = {campaigns} campaigns",
+        suite.name,
+        suite.tasks.len(),
+        suite.arms.len(),
+        suite.campaigns
+    )];
+    for t in &suite.tasks {
+        let seeds: Vec<String> = t.seeds.iter().map(|s| s.to_spec()).collect();
+        let goal = t.goal.map(|g| format!(", goal {g}")).unwrap_or_default();
+        lines.push(format!(
+            "  task {}: {} (seeds: {}{goal})",
+            t.name,
+            task_settings(&t.task),
+            seeds.join(", ")
+        ));
+    }
+    for a in &suite.arms {
+        lines.push(format!(
+            "  arm {}: strategy {}, proposer {}",
+            a.name,
+            a.strategy.as_str(),
+            proposer_name(a)
+        ));
+    }
+    let per_design = f.seeds as usize * budgets;
+    let designs_per_task = suite.campaigns as usize * suite.arms.len() + f.random_population;
+    lines.push(format!(
+        "  search: {} s of evaluation per campaign, {search:.0} s in all ({:.1} h of worker time; about {:.1} h on {} worker(s))",
+        suite.budget.max_compute_seconds,
+        search / 3600.0,
+        search / 3600.0 / suite.evaluation.workers as f64,
+        suite.evaluation.workers
+    ));
+    lines.push(format!(
+        "  final protocol: {} fresh seed(s) from {}{}, per task up to {designs_per_task} designs and the seeds, {per_design} run(s) each (identical designs are trained once)",
+        f.seeds,
+        f.first_seed,
+        if f.long_factor > 0.0 {
+            format!(", at the search's budget and {}× it", f.long_factor)
+        } else {
+            ", at the search's budget".to_string()
+        },
+    ));
+    lines.push(format!(
+        "  candidates capped at {}× the largest seed's parameters",
+        suite.size_cap
+    ));
+    lines.join("\n") + "\n"
+}
+
+fn proposer_name(a: &Arm) -> &'static str {
+    match a.proposer {
+        crate::config::ProposerChoice::Mutation => "mutation",
+        crate::config::ProposerChoice::Llm => "llm",
+    }
+}
+
+/// A task's settings in a line: `mqar seq_len=32 vocab=64 kv_pairs=4`.
+pub fn task_settings(task: &autoarch_evaluator::TaskConfig) -> String {
+    let mut s = task.name.clone();
+    for (k, v) in [
+        ("seq_len", task.seq_len),
+        ("vocab", task.vocab),
+        ("kv_pairs", task.kv_pairs),
+        ("validation_size", task.validation_size),
+    ] {
+        if let Some(v) = v {
+            s.push_str(&format!(" {k}={v}"));
+        }
+    }
+    s
+}
+
+/// The best a score can be, where the score is an accuracy.
+fn ceiling(task: &autoarch_evaluator::TaskConfig) -> Option<f64> {
+    matches!(task.name.as_str(), "mqar" | "digits" | "fashion").then_some(1.0)
+}
+
+/// A design's final scores at one budget.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Scores {
+    pub mean: f64,
+    pub sd: f64,
+    /// Runs that trained, and runs that failed (no score).
+    pub n: usize,
+    pub failed: usize,
+}
+
+impl Scores {
+    fn of(runs: &[Option<f64>]) -> Option<Scores> {
+        if runs.is_empty() {
+            return None;
+        }
+        let ok: Vec<f64> = runs.iter().flatten().copied().collect();
+        Some(Scores {
+            mean: stats::mean(&ok),
+            sd: stats::sd(&ok),
+            n: ok.len(),
+            failed: runs.len() - ok.len(),
+        })
+    }
+}
+
+/// A design under the final protocol.
+#[derive(Clone, Debug, Serialize)]
+pub struct DesignResult {
+    pub name: String,
+    pub fingerprint: String,
+    pub params: u64,
+    pub short: Option<Scores>,
+    pub long: Option<Scores>,
+}
+
+/// One campaign of an arm.
+#[derive(Clone, Debug, Serialize)]
+pub struct CampaignResult {
+    pub k: u32,
+    pub archive: PathBuf,
+    /// The campaign's top-1 by its own ranking, with its id in the campaign's archive.
+    pub incumbent: Option<(u64, DesignResult)>,
+    pub search_score: Option<f64>,
+    pub compute_seconds: f64,
+    pub candidates: usize,
+    pub failed: usize,
+    pub duplicates: usize,
+}
+
+/// An arm's final scores over its campaigns at one budget.
+#[derive(Clone, Debug, Serialize)]
+pub struct ArmScores {
+    pub campaigns: usize,
+    pub median: f64,
+    pub mean: f64,
+    /// Bootstrap 95% interval of the mean over campaigns.
+    pub mean_interval: (f64, f64),
+    /// Relative improvement over the random-sampled average, in %.
+    pub ri: Option<f64>,
+    pub delta_best_seed: Option<f64>,
+    /// (score − best seed) / (ceiling − best seed).
+    pub gap_closed: Option<f64>,
+    /// Against each other arm: P(a campaign of this arm beats one of that), with its interval.
+    pub versus: Vec<(String, f64, (f64, f64))>,
+    /// Campaigns whose incumbent reaches the task's goal.
+    pub solved: Option<usize>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ArmResult {
+    pub name: String,
+    pub strategy: String,
+    pub proposer: String,
+    pub campaigns: Vec<CampaignResult>,
+    pub short: Option<ArmScores>,
+    pub long: Option<ArmScores>,
+    pub compute_seconds: f64,
+    pub candidates: usize,
+    pub failed_share: f64,
+    pub duplicate_share: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TaskResult {
+    pub name: String,
+    pub settings: String,
+    pub goal: Option<f64>,
+    pub ceiling: Option<f64>,
+    pub seeds: Vec<DesignResult>,
+    /// The seed with the best mean at the search's budget: the human baseline.
+    pub best_seed: Option<String>,
+    /// The mean over the random-sampled population of each design's mean (Acc_random).
+    pub random_mean: Option<f64>,
+    pub random: Vec<DesignResult>,
+    pub arms: Vec<ArmResult>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Results {
+    pub suite: String,
+    pub campaigns_per_arm: u32,
+    pub max_compute_seconds: f64,
+    pub final_seeds: Vec<u64>,
+    pub long_factor: f64,
+    pub tasks: Vec<TaskResult>,
+}
+
+/// Seeds of the final protocol.
+pub fn final_seeds(suite: &Suite) -> Vec<u64> {
+    let f = &suite.final_protocol;
+    (0..u64::from(f.seeds)).map(|i| f.first_seed + i).collect()
+}
+
+/// The budgets of the final protocol, with their factors.
+pub fn final_budgets(suite: &Suite) -> Vec<(Budget, f64)> {
+    let mut b = vec![(Budget::Short, 1.0)];
+    if suite.final_protocol.long_factor > 0.0 {
+        b.push((Budget::Long, suite.final_protocol.long_factor));
+    }
+    b
+}
+
+fn subject(c: &autoarch_archive::Candidate) -> Subject {
+    Subject {
+        name: c.name.clone(),
+        code: c.code.clone(),
+        fingerprint: c.fingerprint.clone(),
+    }
+}
+
+/// What the final protocol trains for a task: the seeds (from the first campaign's archive),
+/// each campaign's incumbent, and the random population (proposals of the random arm's
+/// campaigns, interleaved by campaign, new designs only).
+pub struct TaskSubjects {
+    pub seeds: Vec<(Subject, u64)>,
+    pub incumbents: Vec<Vec<Option<(u64, Subject, u64)>>>,
+    pub random: Vec<(Subject, u64)>,
+}
+
+/// Reads a finished campaign's archive.
+fn open(path: &Path) -> crate::campaign::Result<Archive> {
+    Ok(Archive::open_for_review(path)?.0)
+}
+
+pub fn subjects(suite: &Suite, out: &Path, t: usize) -> crate::campaign::Result<TaskSubjects> {
+    let task = &suite.tasks[t];
+    let first = open(&Suite::archive_of(out, task, &suite.arms[0], 0))?;
+    let seeds = first
+        .list()?
+        .into_iter()
+        .filter(|l| {
+            l.candidate.proposer == ProposerKind::Seed && !l.candidate.fingerprint.is_empty()
+        })
+        .map(|l| (subject(&l.candidate), l.candidate.stats.params))
+        .collect();
+    let mut incumbents = Vec::new();
+    for arm in &suite.arms {
+        let mut per = Vec::new();
+        for k in 0..suite.campaigns {
+            let archive = open(&Suite::archive_of(out, task, arm, k))?;
+            per.push(ranking::best(&archive)?.map(|l| {
+                (
+                    l.candidate.id,
+                    subject(&l.candidate),
+                    l.candidate.stats.params,
+                )
+            }));
+        }
+        incumbents.push(per);
+    }
+    let mut random = Vec::new();
+    if let Some(arm) = suite.random_arm() {
+        let mut lists = Vec::new();
+        for k in 0..suite.campaigns {
+            let archive = open(&Suite::archive_of(out, task, arm, k))?;
+            lists.push(
+                archive
+                    .list()?
+                    .into_iter()
+                    .filter(is_new_proposal)
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
+        'fill: for i in 0..longest {
+            for list in &lists {
+                if random.len() >= suite.final_protocol.random_population {
+                    break 'fill;
+                }
+                if let Some(l) = list.get(i) {
+                    random.push((subject(&l.candidate), l.candidate.stats.params));
+                }
+            }
+        }
+    }
+    Ok(TaskSubjects {
+        seeds,
+        incumbents,
+        random,
+    })
+}
+
+/// A proposal of the campaign (not a seed, not the random baseline) that traced into a new
+/// design.
+fn is_new_proposal(l: &Listed) -> bool {
+    l.candidate.proposer != ProposerKind::Seed
+        && !ranking::is_random(l)
+        && !l.candidate.fingerprint.is_empty()
+        && l.candidate.duplicate_of.is_none()
+}
+
+/// Sums over a campaign's archive.
+fn campaign_result(
+    archive: &Archive,
+    k: u32,
+    path: PathBuf,
+) -> crate::campaign::Result<CampaignResult> {
+    let mut r = CampaignResult {
+        k,
+        archive: path,
+        incumbent: None,
+        search_score: None,
+        compute_seconds: 0.0,
+        candidates: 0,
+        failed: 0,
+        duplicates: 0,
+    };
+    for l in archive.list()? {
+        for e in archive.evaluations(l.candidate.id)? {
+            r.compute_seconds += e.timings.get("wall_seconds").copied().unwrap_or(0.0);
+        }
+        if l.candidate.proposer == ProposerKind::Seed || ranking::is_random(&l) {
+            continue;
+        }
+        r.candidates += 1;
+        if l.candidate.duplicate_of.is_some() {
+            r.duplicates += 1;
+        } else if l.candidate.fingerprint.is_empty() || l.summary.status == CandidateStatus::Failed
+        {
+            r.failed += 1;
+        }
+    }
+    r.search_score = ranking::best(archive)?.and_then(|l| l.summary.score());
+    Ok(r)
+}
+
+/// Everything the report says, from the campaigns' archives and the final runs.
+pub fn results(suite: &Suite, out: &Path, store: &Store) -> crate::campaign::Result<Results> {
+    let tasks = (0..suite.tasks.len())
+        .map(|t| task_result(suite, out, store, t))
+        .collect::<crate::campaign::Result<Vec<_>>>()?;
+    Ok(Results {
+        suite: suite.name.clone(),
+        campaigns_per_arm: suite.campaigns,
+        max_compute_seconds: suite.budget.max_compute_seconds,
+        final_seeds: final_seeds(suite),
+        long_factor: suite.final_protocol.long_factor,
+        tasks,
+    })
+}
+
+fn task_result(
+    suite: &Suite,
+    out: &Path,
+    store: &Store,
+    t: usize,
+) -> crate::campaign::Result<TaskResult> {
+    let task = &suite.tasks[t];
+    let seeds = final_seeds(suite);
+    let long_factor = suite.final_protocol.long_factor;
+    let config = suite.campaign(task, &suite.arms[0], 0, out, None);
+    let design = |s: &Subject, params: u64| {
+        let at = |budget, factor| {
+            Scores::of(&protocol::scores(
+                store,
+                &config,
+                &s.fingerprint,
+                &seeds,
+                budget,
+                factor,
+            ))
+        };
+        DesignResult {
+            name: s.name.clone(),
+            fingerprint: s.fingerprint.clone(),
+            params,
+            short: at(Budget::Short, 1.0),
+            long: (long_factor > 0.0)
+                .then(|| at(Budget::Long, long_factor))
+                .flatten(),
+        }
+    };
+    let subjects = subjects(suite, out, t)?;
+    let seed_results: Vec<DesignResult> =
+        subjects.seeds.iter().map(|(s, p)| design(s, *p)).collect();
+    let best_seed = seed_results
+        .iter()
+        .filter_map(|d| d.short.as_ref().map(|s| (d, s.mean)))
+        .filter(|(_, m)| m.is_finite())
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(d, _)| d.clone());
+    let random: Vec<DesignResult> = subjects.random.iter().map(|(s, p)| design(s, *p)).collect();
+    let random_means: Vec<f64> = random
+        .iter()
+        .filter_map(|d| d.short.as_ref().map(|s| s.mean))
+        .filter(|m| m.is_finite())
+        .collect();
+    let random_mean = (!random_means.is_empty()).then(|| stats::mean(&random_means));
+    let mut arms = Vec::new();
+    for (a, arm) in suite.arms.iter().enumerate() {
+        let mut campaigns = Vec::new();
+        for k in 0..suite.campaigns {
+            let path = Suite::archive_of(out, task, arm, k);
+            let archive = open(&path)?;
+            let mut c = campaign_result(&archive, k, path)?;
+            c.incumbent = subjects.incumbents[a][k as usize]
+                .as_ref()
+                .map(|(id, s, p)| (*id, design(s, *p)));
+            campaigns.push(c);
+        }
+        arms.push(arm_result(arm, campaigns));
+    }
+    let ceiling = ceiling(&task.task);
+    score_arms(
+        &mut arms,
+        best_seed.as_ref(),
+        random_mean,
+        ceiling,
+        task.goal,
+    );
+    Ok(TaskResult {
+        name: task.name.clone(),
+        settings: task_settings(&task.task),
+        goal: task.goal,
+        ceiling,
+        seeds: seed_results,
+        best_seed: best_seed.map(|d| d.name),
+        random_mean,
+        random,
+        arms,
+    })
+}
+
+/// Each arm's scores at each budget, against the others, the best seed and Acc_random.
+fn score_arms(
+    arms: &mut [ArmResult],
+    best_seed: Option<&DesignResult>,
+    random_mean: Option<f64>,
+    ceiling: Option<f64>,
+    goal: Option<f64>,
+) {
+    for budget in [Budget::Short, Budget::Long] {
+        let per_arm: Vec<Vec<f64>> = arms
+            .iter()
+            .map(|a| incumbent_means(&a.campaigns, budget))
+            .collect();
+        let best = best_seed.and_then(|d| match budget {
+            Budget::Short => d.short.as_ref().map(|s| s.mean),
+            Budget::Long => d.long.as_ref().map(|s| s.mean),
+        });
+        let names: Vec<String> = arms.iter().map(|a| a.name.clone()).collect();
+        for (i, arm) in arms.iter_mut().enumerate() {
+            // Acc_random is measured at the search's budget only.
+            let random = random_mean.filter(|_| budget == Budget::Short);
+            let scores = arm_scores(&per_arm, &names, i, (random, best, ceiling, goal));
+            match budget {
+                Budget::Short => arm.short = scores,
+                Budget::Long => arm.long = scores,
+            }
+        }
+    }
+}
+
+fn arm_result(arm: &Arm, campaigns: Vec<CampaignResult>) -> ArmResult {
+    let candidates: usize = campaigns.iter().map(|c| c.candidates).sum();
+    let share = |n: usize| {
+        if candidates == 0 {
+            0.0
+        } else {
+            n as f64 / candidates as f64
+        }
+    };
+    ArmResult {
+        name: arm.name.clone(),
+        strategy: arm.strategy.as_str().to_string(),
+        proposer: proposer_name(arm).to_string(),
+        compute_seconds: campaigns.iter().map(|c| c.compute_seconds).sum(),
+        candidates,
+        failed_share: share(campaigns.iter().map(|c| c.failed).sum()),
+        duplicate_share: share(campaigns.iter().map(|c| c.duplicates).sum()),
+        campaigns,
+        short: None,
+        long: None,
+    }
+}
+
+/// Each campaign's incumbent mean at a budget (campaigns without one are left out).
+fn incumbent_means(campaigns: &[CampaignResult], budget: Budget) -> Vec<f64> {
+    campaigns
+        .iter()
+        .filter_map(|c| c.incumbent.as_ref())
+        .filter_map(|(_, d)| match budget {
+            Budget::Short => d.short.as_ref(),
+            Budget::Long => d.long.as_ref(),
+        })
+        .map(|s| s.mean)
+        .filter(|m| m.is_finite())
+        .collect()
+}
+
+/// An arm's scores: `reference` is (Acc_random, the best seed, the ceiling, the goal).
+fn arm_scores(
+    per_arm: &[Vec<f64>],
+    names: &[String],
+    i: usize,
+    reference: (Option<f64>, Option<f64>, Option<f64>, Option<f64>),
+) -> Option<ArmScores> {
+    let (random, best, ceiling, goal) = reference;
+    let xs = &per_arm[i];
+    if xs.is_empty() {
+        return None;
+    }
+    let mean = stats::mean(xs);
+    let seed = 0x5EED ^ i as u64;
+    Some(ArmScores {
+        campaigns: xs.len(),
+        median: stats::median(xs),
+        mean,
+        mean_interval: stats::bootstrap(xs, stats::mean, seed),
+        ri: random.filter(|r| *r > 0.0).map(|r| 100.0 * (mean - r) / r),
+        delta_best_seed: best.map(|b| mean - b),
+        gap_closed: match (best, ceiling) {
+            (Some(b), Some(c)) if c > b => Some((mean - b) / (c - b)),
+            _ => None,
+        },
+        versus: per_arm
+            .iter()
+            .enumerate()
+            .filter(|(j, ys)| *j != i && !ys.is_empty())
+            .map(|(j, ys)| {
+                (
+                    names[j].clone(),
+                    stats::prob_improvement(xs, ys),
+                    stats::prob_improvement_interval(xs, ys, seed ^ ((j as u64) << 8)),
+                )
+            })
+            .collect(),
+        solved: goal.map(|g| xs.iter().filter(|x| **x >= g).count()),
+    })
+}

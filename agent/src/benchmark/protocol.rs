@@ -1,0 +1,303 @@
+//! The final protocol: every design it scores — each campaign's incumbent, every seed, the
+//! random-sampled population — is trained the same way with fresh seeds, outside the search
+//! budget. Runs are kept in `final.jsonl` under a key of (fingerprint, task settings, steps,
+//! seed), so that a design two campaigns found is trained once, and the same command resumes.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use autoarch_evaluator::{Job, JobLimits, Status, TaskConfig, TrainConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::campaign::jobs::score_of;
+use crate::config::CampaignConfig;
+use crate::machine::{Evaluate, MachineError};
+
+/// Which budget a final run trains for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Budget {
+    /// The search's short budget.
+    Short,
+    /// `final.long_factor` × that.
+    Long,
+}
+
+/// One stored final run (a line of `final.jsonl`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FinalRun {
+    pub key: String,
+    pub fingerprint: String,
+    pub budget: Budget,
+    pub seed: u64,
+    pub status: Status,
+    pub score: Option<f64>,
+    pub wall_seconds: f64,
+}
+
+/// A design to train, and the campaign config whose settings it trains with.
+#[derive(Clone, Debug)]
+pub struct Subject {
+    pub name: String,
+    pub code: String,
+    pub fingerprint: String,
+}
+
+/// The key of a run: the same design, task settings, steps and seed train the same.
+pub fn key(fingerprint: &str, task: &TaskConfig, train: &TrainConfig) -> String {
+    let settings = serde_json::to_string(&(task, train)).unwrap_or_default();
+    format!(
+        "{fingerprint}:{}",
+        &blake3::hash(settings.as_bytes()).to_hex()[..16]
+    )
+}
+
+/// The final runs stored so far; new ones are appended as they finish.
+pub struct Store {
+    path: PathBuf,
+    runs: BTreeMap<String, FinalRun>,
+}
+
+impl Store {
+    /// Reads `final.jsonl` in `dir`. A line cut short by a kill is skipped (and run again).
+    pub fn open(dir: &Path) -> std::io::Result<Store> {
+        let path = dir.join("final.jsonl");
+        let mut runs = BTreeMap::new();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                if !text.is_empty() && !text.ends_with('\n') {
+                    // End the torn line, so that the next run appended starts a line of its own.
+                    std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&path)?
+                        .write_all(b"\n")?;
+                }
+                for line in text.lines() {
+                    if let Ok(run) = serde_json::from_str::<FinalRun>(line) {
+                        runs.insert(run.key.clone(), run);
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Store { path, runs })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&FinalRun> {
+        self.runs.get(key)
+    }
+
+    fn append(&mut self, run: FinalRun) -> std::io::Result<()> {
+        let mut line = serde_json::to_string(&run).map_err(std::io::Error::other)?;
+        line.push('\n');
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        f.write_all(line.as_bytes())?;
+        f.sync_data()?;
+        self.runs.insert(run.key.clone(), run);
+        Ok(())
+    }
+}
+
+/// The training config of a final run.
+pub fn train_config(
+    config: &CampaignConfig,
+    budget: Budget,
+    factor: f64,
+    seed: u64,
+) -> TrainConfig {
+    let mut t = config.train_config(0, seed);
+    if budget == Budget::Long {
+        t.steps = t.steps.map(|s| ((s as f64) * factor).round() as u64);
+        t.seconds = t.seconds.map(|s| s * factor);
+    }
+    t
+}
+
+/// A run the protocol owes.
+#[derive(Clone, Debug)]
+pub struct Owed {
+    pub key: String,
+    pub fingerprint: String,
+    pub budget: Budget,
+    pub seed: u64,
+    pub job: Job,
+    pub limits: JobLimits,
+}
+
+/// The runs of `subject` not in the store yet.
+pub fn owed(
+    store: &Store,
+    config: &CampaignConfig,
+    subject: &Subject,
+    seeds: &[u64],
+    budgets: &[(Budget, f64)],
+) -> Vec<Owed> {
+    let mut out = Vec::new();
+    for &(budget, factor) in budgets {
+        for &seed in seeds {
+            let train = train_config(config, budget, factor, seed);
+            let key = key(&subject.fingerprint, &config.task, &train);
+            if store.get(&key).is_some() || out.iter().any(|o: &Owed| o.key == key) {
+                continue;
+            }
+            let timeout = config.evaluation.timeout_seconds * factor.max(1.0);
+            out.push(Owed {
+                key: key.clone(),
+                fingerprint: subject.fingerprint.clone(),
+                budget,
+                seed,
+                job: Job {
+                    id: format!("final/{key}"),
+                    code: subject.code.clone(),
+                    task: config.task.clone(),
+                    train,
+                    limits: config.limits(),
+                },
+                limits: JobLimits {
+                    timeout: Duration::from_secs_f64(timeout),
+                    memory_mb: config.evaluation.memory_limit_mb,
+                },
+            });
+        }
+    }
+    out
+}
+
+/// Runs what is owed on the evaluator's workers, storing each run as it finishes. A lost
+/// worker's run goes again (at most 3 times); any other failure of the machine stops it.
+pub async fn run(
+    evaluator: Arc<dyn Evaluate>,
+    store: &mut Store,
+    owed: Vec<Owed>,
+    mut on_done: impl FnMut(&FinalRun),
+) -> Result<(), MachineError> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut queue: std::collections::VecDeque<(Owed, u32)> =
+        owed.into_iter().map(|o| (o, 0)).collect();
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        while running.len() < evaluator.capacity() {
+            let Some((o, lost)) = queue.pop_front() else {
+                break;
+            };
+            let ev = Arc::clone(&evaluator);
+            let cancel = Arc::clone(&cancel);
+            running.spawn(async move {
+                let r = ev.evaluate(o.job.clone(), o.limits, cancel).await;
+                (o, lost, r)
+            });
+        }
+        let Some(done) = running.join_next().await else {
+            return Ok(());
+        };
+        let (o, lost, result) = done.map_err(|e| MachineError::Trace(e.to_string()))?;
+        let r = match result {
+            Err(MachineError::Lost { took_job, .. }) if lost < 3 => {
+                queue.push_front((o, lost + u32::from(took_job)));
+                continue;
+            }
+            Err(e) => {
+                cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+                while running.join_next().await.is_some() {}
+                return Err(e);
+            }
+            Ok(r) => r,
+        };
+        let run = FinalRun {
+            key: o.key,
+            fingerprint: o.fingerprint,
+            budget: o.budget,
+            seed: o.seed,
+            status: r.status,
+            score: score_of(&r.metrics).filter(|_| r.status == Status::Ok),
+            wall_seconds: r.wall_seconds,
+        };
+        store
+            .append(run.clone())
+            .map_err(|e| MachineError::Trace(format!("writing final.jsonl: {e}")))?;
+        on_done(&run);
+    }
+}
+
+/// The scores of a subject's stored runs at a budget, in seed order; failed runs are `None`.
+pub fn scores(
+    store: &Store,
+    config: &CampaignConfig,
+    fingerprint: &str,
+    seeds: &[u64],
+    budget: Budget,
+    factor: f64,
+) -> Vec<Option<f64>> {
+    seeds
+        .iter()
+        .filter_map(|&seed| {
+            let train = train_config(config, budget, factor, seed);
+            store.get(&key(fingerprint, &config.task, &train))
+        })
+        .map(|r| r.score)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_change_with_the_design_the_task_the_steps_and_the_seed() {
+        let config = CampaignConfig::embedded();
+        let t = |seed| train_config(&config, Budget::Short, 1.0, seed);
+        let k = key("abc", &config.task, &t(1000));
+        assert_eq!(k, key("abc", &config.task, &t(1000)));
+        assert_ne!(k, key("abd", &config.task, &t(1000)));
+        assert_ne!(k, key("abc", &config.task, &t(1001)));
+        let long = train_config(&config, Budget::Long, 4.0, 1000);
+        assert_eq!(long.steps, t(1000).steps.map(|s| s * 4));
+        assert_ne!(k, key("abc", &config.task, &long));
+        let mut other = config.task.clone();
+        other.vocab = Some(128);
+        assert_ne!(k, key("abc", &other, &t(1000)));
+    }
+
+    #[test]
+    fn the_store_keeps_runs_across_opens_and_skips_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let run = FinalRun {
+            key: "f:1".into(),
+            fingerprint: "f".into(),
+            budget: Budget::Short,
+            seed: 1000,
+            status: Status::Ok,
+            score: Some(0.5),
+            wall_seconds: 2.0,
+        };
+        store.append(run.clone()).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("final.jsonl"))
+            .unwrap();
+        f.write_all(b"{\"key\":\"f:2\",\"finger").unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.get("f:1"), Some(&run));
+        assert_eq!(store.get("f:2"), None);
+        let again = FinalRun {
+            key: "f:2".into(),
+            ..run.clone()
+        };
+        store.append(again.clone()).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.get("f:2"),
+            Some(&again),
+            "the run after a torn line is read"
+        );
+    }
+}

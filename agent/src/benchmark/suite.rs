@@ -1,0 +1,369 @@
+//! The benchmark suite: tasks, arms (search strategy × proposer), campaigns per arm, the
+//! search budget, the size cap and the final protocol; the embedded default and its presets;
+//! the campaign config of each (task, arm, campaign seed).
+
+use std::path::{Path, PathBuf};
+
+use autoarch_evaluator::TaskConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{
+    BudgetConfig, CampaignConfig, ConfigError, EvaluationConfig, LlmConfig, ProposerChoice,
+    ProposerConfig, SearchConfig, StrategyChoice,
+};
+use crate::seeds::SeedSpec;
+
+/// The embedded default suite.
+pub const DEFAULT_SUITE: &str = include_str!("default_suite.toml");
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    pub name: String,
+    /// Campaigns per arm and task; campaign `k` has `[search] seed = k`.
+    #[serde(default = "default_campaigns")]
+    pub campaigns: u32,
+    /// Candidates may have at most this many times the largest seed's parameters.
+    #[serde(default = "default_size_cap")]
+    pub size_cap: f64,
+    pub budget: SuiteBudget,
+    #[serde(default)]
+    pub evaluation: EvaluationConfig,
+    /// The LLM settings of arms whose proposer is `llm`.
+    #[serde(default)]
+    pub llm: LlmConfig,
+    #[serde(rename = "final", default)]
+    pub final_protocol: FinalProtocol,
+    pub tasks: Vec<SuiteTask>,
+    pub arms: Vec<Arm>,
+}
+
+fn default_campaigns() -> u32 {
+    3
+}
+
+fn default_size_cap() -> f64 {
+    2.0
+}
+
+/// The search budget of every campaign: the same for every arm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteBudget {
+    /// Evaluation-seconds (worker wall time, promotions included).
+    pub max_compute_seconds: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteTask {
+    /// The task's name in the suite (campaign names and the report use it).
+    pub name: String,
+    pub task: TaskConfig,
+    #[serde(default = "library")]
+    pub seeds: Vec<SeedSpec>,
+    /// A score that counts as solving the task (the MLP challenge: 0.9).
+    pub goal: Option<f64>,
+}
+
+fn library() -> Vec<SeedSpec> {
+    vec![SeedSpec::Library]
+}
+
+/// One way of searching: a strategy with a proposer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arm {
+    pub name: String,
+    pub strategy: StrategyChoice,
+    #[serde(default = "mutation")]
+    pub proposer: ProposerChoice,
+}
+
+fn mutation() -> ProposerChoice {
+    ProposerChoice::Mutation
+}
+
+/// How every arm's incumbent, every seed and a random-sampled population are scored in the
+/// end, identically, outside the search budget.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FinalProtocol {
+    /// Training seeds per design, `first_seed`, `first_seed + 1`, …: none of them a search
+    /// seed, so the training and (for generated tasks) the validation data are fresh.
+    pub seeds: u32,
+    pub first_seed: u64,
+    /// Also train at this multiple of the search's budget (0: only the search's).
+    pub long_factor: f64,
+    /// Designs from the random arm's campaigns (in the order sampled) that give Acc_random.
+    pub random_population: usize,
+}
+
+impl Default for FinalProtocol {
+    fn default() -> Self {
+        FinalProtocol {
+            seeds: 5,
+            first_seed: 1000,
+            long_factor: 4.0,
+            random_population: 16,
+        }
+    }
+}
+
+/// Smaller or larger versions of a suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// Two campaigns per arm, at most 240 evaluation-seconds each, 3 final seeds, a random
+    /// population of 8, no long budget: a first look in well under an hour on 2 cores.
+    Quick,
+    /// The suite as written.
+    Standard,
+}
+
+/// The arm a suite gets with an LLM: the campaign's own strategy with the LLM proposer, and
+/// the LLM without evolution (its parents are always seeds; it sees no scores).
+pub fn llm_arms() -> [Arm; 2] {
+    [
+        Arm {
+            name: "llm".into(),
+            strategy: StrategyChoice::Autoarch,
+            proposer: ProposerChoice::Llm,
+        },
+        Arm {
+            name: "llm-no-evolution".into(),
+            strategy: StrategyChoice::Random,
+            proposer: ProposerChoice::Llm,
+        },
+    ]
+}
+
+impl Suite {
+    pub fn embedded() -> Suite {
+        Suite::parse(DEFAULT_SUITE, "the embedded suite").expect("the embedded suite is valid")
+    }
+
+    pub fn load(path: &Path) -> Result<Suite, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let mut suite = Suite::parse(&text, &file)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for t in &mut suite.tasks {
+            t.task.data = t.task.data.take().map(|p| base.join(p));
+            t.seeds = std::mem::take(&mut t.seeds)
+                .into_iter()
+                .map(|s| s.rebased(base))
+                .collect();
+        }
+        Ok(suite)
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Suite, ConfigError> {
+        let suite: Suite =
+            toml::from_str(text).map_err(|e: toml::de::Error| ConfigError::Parse {
+                file: file.to_string(),
+                message: e.to_string().trim_end().to_string(),
+            })?;
+        suite.validate(file)?;
+        Ok(suite)
+    }
+
+    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| {
+            Err(ConfigError::Invalid {
+                file: file.to_string(),
+                key: key.to_string(),
+                reason: reason.to_string(),
+            })
+        };
+        if self.campaigns == 0 {
+            return bad("campaigns", "must be at least 1");
+        }
+        if !(self.size_cap.is_finite() && self.size_cap >= 1.0) {
+            return bad("size_cap", "must be at least 1");
+        }
+        let b = self.budget.max_compute_seconds;
+        if !(b.is_finite() && b > 0.0) {
+            return bad("budget.max_compute_seconds", "must be a positive number");
+        }
+        if self.final_protocol.seeds == 0 {
+            return bad("final.seeds", "must be at least 1");
+        }
+        let long = self.final_protocol.long_factor;
+        if !(long == 0.0 || (long.is_finite() && long >= 1.0)) {
+            return bad("final.long_factor", "must be 0 (off) or at least 1");
+        }
+        if self.tasks.is_empty() {
+            return bad("tasks", "must list at least one task");
+        }
+        if self.arms.is_empty() {
+            return bad("arms", "must list at least one arm");
+        }
+        for (what, names) in [
+            (
+                "tasks",
+                self.tasks.iter().map(|t| &t.name).collect::<Vec<_>>(),
+            ),
+            ("arms", self.arms.iter().map(|a| &a.name).collect()),
+        ] {
+            for (i, n) in names.iter().enumerate() {
+                if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                    return bad(what, &format!("{n:?}: names are letters, digits and '-'"));
+                }
+                if names[..i].contains(n) {
+                    return bad(what, &format!("{n:?} is given twice"));
+                }
+            }
+        }
+        // Each campaign's config must be valid on its own (the task, the evaluation).
+        for t in &self.tasks {
+            for a in &self.arms {
+                self.campaign(t, a, 0, Path::new("."), None)
+                    .validate(file)
+                    .or_else(|e| match e {
+                        // An LLM arm without an endpoint is completed by the command line.
+                        ConfigError::Invalid { key, .. } if key.starts_with("llm.") => Ok(()),
+                        e => Err(e),
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The suite a preset makes of this one.
+    pub fn with_preset(mut self, preset: Preset) -> Suite {
+        if preset == Preset::Quick {
+            self.campaigns = self.campaigns.min(2);
+            self.budget.max_compute_seconds = self.budget.max_compute_seconds.min(240.0);
+            self.final_protocol.seeds = self.final_protocol.seeds.min(3);
+            self.final_protocol.random_population = self.final_protocol.random_population.min(8);
+            self.final_protocol.long_factor = 0.0;
+        }
+        self
+    }
+
+    /// Where campaign `k` of an arm on a task keeps its archive.
+    pub fn archive_of(out: &Path, task: &SuiteTask, arm: &Arm, k: u32) -> PathBuf {
+        out.join("campaigns")
+            .join(&task.name)
+            .join(&arm.name)
+            .join(k.to_string())
+    }
+
+    /// The campaign config of campaign `k` of an arm on a task, with its candidates capped at
+    /// `max_params`.
+    pub fn campaign(
+        &self,
+        task: &SuiteTask,
+        arm: &Arm,
+        k: u32,
+        out: &Path,
+        max_params: Option<u64>,
+    ) -> CampaignConfig {
+        let mut evaluation = self.evaluation.clone();
+        evaluation.max_params = max_params;
+        CampaignConfig {
+            name: format!("{}-{}-{}-{k}", self.name, task.name, arm.name),
+            archive: Suite::archive_of(out, task, arm, k),
+            seeds: task.seeds.clone(),
+            task: task.task.clone(),
+            proposer: ProposerConfig {
+                kind: arm.proposer,
+                ..ProposerConfig::default()
+            },
+            llm: self.llm.clone(),
+            budget: BudgetConfig {
+                max_compute_seconds: Some(self.budget.max_compute_seconds),
+                ..BudgetConfig::default()
+            },
+            evaluation,
+            selection: Default::default(),
+            search: SearchConfig {
+                strategy: arm.strategy,
+                seed: u64::from(k),
+                ..SearchConfig::default()
+            },
+        }
+    }
+
+    /// The arm whose samples give the random-sampled population: the first with random search
+    /// and the mutation proposer.
+    pub fn random_arm(&self) -> Option<&Arm> {
+        self.arms.iter().find(|a| {
+            a.strategy == StrategyChoice::Random && a.proposer == ProposerChoice::Mutation
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_suite_is_valid_and_the_quick_preset_shrinks_it() {
+        let s = Suite::embedded();
+        assert_eq!(s.tasks.len(), 2);
+        assert_eq!(s.arms.len(), 3);
+        assert_eq!(s.random_arm().map(|a| a.name.as_str()), Some("random"));
+        let q = s.clone().with_preset(Preset::Quick);
+        assert_eq!(q.campaigns, 2);
+        assert_eq!(q.budget.max_compute_seconds, 240.0);
+        assert_eq!(q.final_protocol.long_factor, 0.0);
+        assert_eq!(s.clone().with_preset(Preset::Standard), s);
+    }
+
+    #[test]
+    fn each_campaign_gets_the_same_budget_its_strategy_and_its_seed() {
+        let s = Suite::embedded();
+        let c = s.campaign(&s.tasks[0], &s.arms[1], 2, Path::new("out"), Some(5000));
+        assert_eq!(c.name, "default-mqar-evolution-2");
+        assert_eq!(c.archive, Path::new("out/campaigns/mqar/evolution/2"));
+        assert_eq!(c.search.strategy, StrategyChoice::Evolution);
+        assert_eq!(c.search.seed, 2);
+        assert_eq!(c.budget.max_compute_seconds, Some(600.0));
+        assert_eq!(c.budget.max_candidates, None);
+        assert_eq!(c.evaluation.max_params, Some(5000));
+        assert_eq!(c.limits().max_params, 5000);
+    }
+
+    #[test]
+    fn broken_suites_name_the_key() {
+        let base = DEFAULT_SUITE;
+        let cases = [
+            (
+                base.replace("campaigns = 3", "campaigns = 0"),
+                "`campaigns` must be at least 1",
+            ),
+            (
+                base.replace("size_cap = 2.0", "size_cap = 0.5"),
+                "`size_cap` must be at least 1",
+            ),
+            (
+                base.replace("max_compute_seconds = 600", "max_compute_seconds = -1"),
+                "`budget.max_compute_seconds` must be a positive number",
+            ),
+            (
+                base.replace("name = \"evolution\"", "name = \"random\""),
+                "\"random\" is given twice",
+            ),
+            (
+                base.replace("strategy = \"evolution\"", "strategy = \"annealing\""),
+                "unknown variant `annealing`",
+            ),
+            (
+                base.replace("long_factor = 4.0", "long_factor = 0.5"),
+                "`final.long_factor` must be 0 (off) or at least 1",
+            ),
+            (
+                base.replace("[final]", "[finale]"),
+                "unknown field `finale`",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = Suite::parse(&text, "suite.toml").unwrap_err().to_string();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
+}

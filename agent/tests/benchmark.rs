@@ -1,0 +1,205 @@
+//! `autoarch benchmark` through the real binary on a tiny suite: the dry run's plan, a whole
+//! benchmark (campaigns at equal compute, the size cap, the final protocol, the report and
+//! results.json), the same command continuing without running anything again, and another
+//! suite refused on the same output directory.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::*;
+use serde_json::Value;
+
+const SUITE: &str = r#"name = "tiny"
+campaigns = 2
+size_cap = 2.0
+
+[budget]
+max_compute_seconds = 0.3
+
+[evaluation]
+workers = 2
+steps = 4
+batch_size = 8
+memory_limit_mb = 1024
+timeout_seconds = 60
+promote_fraction = 0.0
+
+[final]
+seeds = 2
+first_seed = 1000
+long_factor = 2.0
+random_population = 3
+
+[[tasks]]
+name = "tiny"
+seeds = ["library:mlp_only", "library:transformer"]
+[tasks.task]
+name = "mqar"
+seq_len = 16
+vocab = 16
+kv_pairs = 2
+validation_size = 16
+
+[[arms]]
+name = "random"
+strategy = "random"
+
+[[arms]]
+name = "evolution"
+strategy = "evolution"
+"#;
+
+fn bench(dir: &Path, args: &[&str]) -> Output {
+    autoarch()
+        .current_dir(dir)
+        .arg("benchmark")
+        .args(args)
+        .env_remove("AUTOARCH_ARCHIVE")
+        .output()
+        .unwrap()
+}
+
+fn setup() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("suite.toml"), SUITE).unwrap();
+    dir
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).unwrap().lines().count()
+}
+
+#[test]
+fn the_dry_run_prints_the_plan_and_its_compute_and_creates_nothing() {
+    let dir = setup();
+    let o = bench(dir.path(), &["suite.toml", "--out", "out", "--dry-run"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let plan = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        plan.contains("1 task(s) × 2 arm(s) × 2 campaign(s) = 4 campaigns"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("0.3 s of evaluation per campaign, 1 s in all"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("arm evolution: strategy evolution, proposer mutation"),
+        "{plan}"
+    );
+    assert!(!dir.path().join("out").exists());
+
+    // The embedded suite plans too, and its quick preset is smaller.
+    let o = bench(dir.path(), &["--dry-run", "--preset", "quick"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let plan = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        plan.contains("2 task(s) × 3 arm(s) × 2 campaign(s) = 12 campaigns"),
+        "{plan}"
+    );
+    assert!(plan.contains("240 s of evaluation per campaign"), "{plan}");
+}
+
+#[test]
+fn a_benchmark_runs_reports_continues_and_refuses_another_suite() {
+    let dir = setup();
+    let o = bench(dir.path(), &["suite.toml", "--out", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("[4/4] tiny · evolution · campaign 1"), "{err}");
+    let out = dir.path().join("out");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("## tiny (mqar seq_len=16 vocab=16 kv_pairs=2"),
+        "{report}"
+    );
+    assert!(
+        report.contains("| arm | median | mean [95% CI] | RI % |"),
+        "{report}"
+    );
+    assert!(report.contains("P(> random)"), "{report}");
+    assert!(
+        report.contains("Final scores at the longer budget"),
+        "{report}"
+    );
+
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let task = &r["tasks"][0];
+    assert_eq!(r["final_seeds"], serde_json::json!([1000, 1001]));
+    // Both seeds trained twice at each budget.
+    let seeds = task["seeds"].as_array().unwrap();
+    assert_eq!(seeds.len(), 2);
+    let largest = seeds
+        .iter()
+        .map(|s| s["params"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    for s in seeds {
+        assert_eq!(
+            s["short"]["n"].as_u64().unwrap() + s["short"]["failed"].as_u64().unwrap(),
+            2,
+            "{s}"
+        );
+        assert!(s["long"].is_object(), "{s}");
+    }
+    assert!(task["best_seed"].is_string());
+    let random = task["random"].as_array().unwrap();
+    assert!(!random.is_empty() && random.len() <= 3, "{random:?}");
+    assert!(task["random_mean"].is_number(), "{task}");
+    let arms = task["arms"].as_array().unwrap();
+    assert_eq!(arms.len(), 2);
+    for arm in arms {
+        let campaigns = arm["campaigns"].as_array().unwrap();
+        assert_eq!(campaigns.len(), 2, "{arm}");
+        for c in campaigns {
+            // Equal compute: every campaign spent its budget (in-flight jobs may overshoot).
+            assert!(c["compute_seconds"].as_f64().unwrap() >= 0.3, "{c}");
+            let (_, incumbent) = (&c["incumbent"][0], &c["incumbent"][1]);
+            assert!(incumbent["params"].as_u64().unwrap() <= 2 * largest, "{c}");
+        }
+        assert!(arm["short"]["mean"].is_number(), "{arm}");
+        assert_eq!(arm["short"]["campaigns"], 2, "{arm}");
+        assert_eq!(arm["short"]["versus"].as_array().unwrap().len(), 1, "{arm}");
+    }
+    // The two arms' campaigns differ from each other (campaign seeds 0 and 1).
+    let names: Vec<&Value> = arms[1]["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["archive"])
+        .collect();
+    assert_ne!(names[0], names[1]);
+
+    // The same command continues: nothing is run again.
+    let runs = lines(&out.join("final.jsonl"));
+    let o = bench(dir.path(), &["suite.toml", "--out", "out"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("final protocol, task"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(lines(&out.join("final.jsonl")), runs);
+    let again: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(
+        again["tasks"][0]["arms"], r["tasks"][0]["arms"],
+        "the same results"
+    );
+
+    // Another suite on the same directory is refused (exit 2), and changes nothing.
+    let o = bench(
+        dir.path(),
+        &["suite.toml", "--out", "out", "--preset", "quick"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("holds a benchmark of another suite"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(lines(&out.join("final.jsonl")), runs);
+}
