@@ -553,6 +553,28 @@ async fn a_used_up_search_space_stops_the_run_instead_of_proposing_forever() {
     assert!(s.duplicates >= 50, "{}", s.duplicates);
 }
 
+/// The campaign seed drives both the strategy's and the proposer's choices: the same seed makes
+/// the same campaign, another seed another one, even from a single seed design.
+#[tokio::test(start_paused = true)]
+async fn the_campaign_seed_makes_another_campaign_and_the_same_seed_the_same() {
+    let designs = |seed: u64| {
+        let mut config = config(&["mlp_only"], "max_candidates = 6", "");
+        config.search.seed = seed;
+        config.search.strategy = autoarch_agent::config::StrategyChoice::Random;
+        let c = campaign(config, scored(5.0));
+        async move {
+            c.run().await.unwrap();
+            proposals(&c.archive)
+                .into_iter()
+                .map(|l| l.candidate.fingerprint)
+                .collect::<Vec<_>>()
+        }
+    };
+    let a = designs(0).await;
+    assert_eq!(a, designs(0).await);
+    assert_ne!(a, designs(1).await);
+}
+
 /// A trace child that cannot start.
 struct NoTracer;
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -172,19 +172,21 @@ pub fn owed(
 }
 
 /// Runs what is owed on the evaluator's workers, storing each run as it finishes. A lost
-/// worker's run goes again (at most 3 times); any other failure of the machine stops it.
+/// worker's run goes again (at most 3 times); any other failure of the machine stops it. Once
+/// `cancel` is set, running jobs stop and nothing more starts; what was cancelled is not
+/// stored, so it runs next time.
 pub async fn run(
     evaluator: Arc<dyn Evaluate>,
     store: &mut Store,
     owed: Vec<Owed>,
+    cancel: Arc<AtomicBool>,
     mut on_done: impl FnMut(&FinalRun),
 ) -> Result<(), MachineError> {
-    let cancel = Arc::new(AtomicBool::new(false));
     let mut queue: std::collections::VecDeque<(Owed, u32)> =
         owed.into_iter().map(|o| (o, 0)).collect();
     let mut running = tokio::task::JoinSet::new();
     loop {
-        while running.len() < evaluator.capacity() {
+        while running.len() < evaluator.capacity() && !cancel.load(Ordering::SeqCst) {
             let Some((o, lost)) = queue.pop_front() else {
                 break;
             };
@@ -205,10 +207,11 @@ pub async fn run(
                 continue;
             }
             Err(e) => {
-                cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+                cancel.store(true, Ordering::SeqCst);
                 while running.join_next().await.is_some() {}
                 return Err(e);
             }
+            Ok(r) if r.status == Status::Cancelled => continue,
             Ok(r) => r,
         };
         let run = FinalRun {

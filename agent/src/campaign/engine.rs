@@ -544,7 +544,13 @@ impl<'c> Engine<'c> {
             } else {
                 context::insights(archive)?
             },
-            seed: n,
+            // The proposer's randomness follows the campaign seed too (seed 0: the number).
+            seed: n ^ self
+                .c
+                .config
+                .search
+                .seed
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15),
             checker: Checker::new(self.c.tracer.clone(), self.trace_config()),
             known: self.known.clone(),
         })

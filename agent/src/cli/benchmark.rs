@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -101,7 +102,10 @@ pub fn benchmark(args: BenchmarkArgs) -> anyhow::Result<ExitCode> {
     if let Some(code) = run_campaigns(&suite, &out, &caps)? {
         return Ok(code);
     }
-    final_protocol(&suite, &out)?;
+    if !final_protocol(&suite, &out)? {
+        eprintln!("interrupted: run the same command to continue");
+        return Ok(ExitCode::from(130));
+    }
     let store = Store::open(&out).context("reading final.jsonl")?;
     let results = benchmark::results(&suite, &out, &store)?;
     let report = benchmark::report::render(&results);
@@ -129,7 +133,7 @@ fn claim(out: &Path, suite: &Suite) -> anyhow::Result<()> {
     match std::fs::read_to_string(&path) {
         Ok(theirs) if theirs == ours => Ok(()),
         Ok(_) => Err(UsageError(format!(
-            "{} holds a benchmark of another suite (or preset, or arms): give another --out, or the same suite to continue it",
+            "{} holds a benchmark of another suite (or preset, arms or workers): give another --out, or the same suite and options to continue it",
             out.display()
         ))
         .into()),
@@ -220,13 +224,25 @@ fn run_campaigns(
     Ok(None)
 }
 
-/// Trains what the final protocol still owes, task by task.
-fn final_protocol(suite: &Suite, out: &Path) -> anyhow::Result<()> {
+/// Trains what the final protocol still owes, task by task; `false` when Ctrl-C stopped it.
+fn final_protocol(suite: &Suite, out: &Path) -> anyhow::Result<bool> {
     let mut store = Store::open(out).context("reading final.jsonl")?;
     let seeds = benchmark::final_seeds(suite);
     let budgets = benchmark::final_budgets(suite);
     let exe = std::env::current_exe().context("locating the autoarch binary")?;
     let rt = super::runtime()?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cancel);
+    let mut sigint = rt
+        .block_on(async {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        })
+        .context("listening for Ctrl-C")?;
+    rt.spawn(async move {
+        if sigint.recv().await.is_some() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
     for (t, task) in suite.tasks.iter().enumerate() {
         let config = suite.campaign(task, &suite.arms[0], 0, out, None);
         let s = benchmark::subjects(suite, out, t)?;
@@ -254,7 +270,8 @@ fn final_protocol(suite: &Suite, out: &Path) -> anyhow::Result<()> {
             config.evaluation.workers,
         ));
         let mut done = 0;
-        rt.block_on(protocol::run(pool, &mut store, owed, |run| {
+        let stop = Arc::clone(&cancel);
+        rt.block_on(protocol::run(pool, &mut store, owed, stop, |run| {
             done += 1;
             if done % 10 == 0 || done == total {
                 eprintln!(
@@ -265,6 +282,9 @@ fn final_protocol(suite: &Suite, out: &Path) -> anyhow::Result<()> {
             }
         }))
         .map_err(|e| anyhow::anyhow!("{}", e.explained()))?;
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
     }
-    Ok(())
+    Ok(true)
 }
