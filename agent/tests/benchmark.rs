@@ -173,10 +173,16 @@ fn a_benchmark_runs_reports_continues_and_refuses_another_suite() {
         .collect();
     assert_ne!(names[0], names[1]);
 
-    // The same command continues: nothing is run again.
+    // The same command continues: nothing is run again, not even a campaign that ended.
     let runs = lines(&out.join("final.jsonl"));
+    assert_eq!(lines(&out.join("campaigns.done")), 4);
     let o = bench(dir.path(), &["suite.toml", "--out", "out"]);
     assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("[1/4]"),
+        "{}",
+        text(&o)
+    );
     assert!(
         !String::from_utf8_lossy(&o.stderr).contains("final protocol, task"),
         "{}",

@@ -108,17 +108,22 @@ fn task(out: &mut String, t: &TaskResult, long: bool) {
             100.0 * a.duplicate_share
         );
     }
+    let (long_head, long_rule) = if long {
+        (" longer budget |", " --- |")
+    } else {
+        ("", "")
+    };
     let _ = writeln!(
         out,
-        "\n### Seeds\n\n| seed | params | score | longer budget |\n| --- | --- | --- | --- |"
+        "\n### Seeds\n\n| seed | params | score |{long_head}\n| --- | --- | --- |{long_rule}"
     );
     for d in &t.seeds {
-        design_row(out, d);
+        design_row(out, d, long);
     }
-    let _ = writeln!(out, "\n### Incumbents\n\n| arm | campaign | incumbent | params | search score | final score | longer budget | review |\n| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(out, "\n### Incumbents\n\n| arm | campaign | incumbent | params | search score | final score |{long_head} review |\n| --- | --- | --- | --- | --- | --- |{long_rule} --- |");
     for a in &t.arms {
         for c in &a.campaigns {
-            let (name, params, short, long, show) = match &c.incumbent {
+            let (name, params, short, long_scores, show) = match &c.incumbent {
                 Some((id, d)) => (
                     d.name.clone(),
                     d.params.to_string(),
@@ -134,9 +139,14 @@ fn task(out: &mut String, t: &TaskResult, long: bool) {
                     "–".into(),
                 ),
             };
+            let long = if long_head.is_empty() {
+                String::new()
+            } else {
+                format!(" {long_scores} |")
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {name} | {params} | {} | {short} | {long} | {show} |",
+                "| {} | {} | {name} | {params} | {} | {short} |{long} {show} |",
                 a.name,
                 c.k,
                 opt(c.search_score, num)
@@ -197,13 +207,17 @@ fn arm_table(
     let _ = writeln!(out);
 }
 
-fn design_row(out: &mut String, d: &DesignResult) {
+fn design_row(out: &mut String, d: &DesignResult, long: bool) {
+    let long = if long {
+        format!(" {} |", scores(d.long.as_ref()))
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "| {} | {} | {} | {} |",
+        "| {} | {} | {} |{long}",
         d.name,
         d.params,
-        scores(d.short.as_ref()),
-        scores(d.long.as_ref())
+        scores(d.short.as_ref())
     );
 }

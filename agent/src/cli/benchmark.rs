@@ -4,6 +4,7 @@
 //! final runs already stored are not run again.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -185,8 +186,20 @@ fn run_campaigns(
     caps: &BTreeMap<String, u64>,
 ) -> anyhow::Result<Option<ExitCode>> {
     let plan = benchmark::plan(suite);
+    // Campaigns that ended are not run again: a campaign that used up its space would propose
+    // another round of duplicates on every resume.
+    let done_path = out.join("campaigns.done");
+    let done: Vec<String> = std::fs::read_to_string(&done_path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
     for (i, p) in plan.iter().enumerate() {
         let (task, arm) = (&suite.tasks[p.task], &suite.arms[p.arm]);
+        let label = format!("{}/{}/{}", task.name, arm.name, p.k);
+        if done.contains(&label) {
+            continue;
+        }
         let config = suite.campaign(task, arm, p.k, out, caps.get(&task.name).copied());
         let proposer = proposer(&config)?;
         let mut c = campaign(config, proposer)?;
@@ -210,7 +223,15 @@ fn run_campaigns(
             summary.proposals
         );
         match summary.stop {
-            Stop::Finished | Stop::Budget(_) | Stop::NoParent | Stop::Exhausted(_) => {}
+            Stop::Finished | Stop::Budget(_) | Stop::NoParent | Stop::Exhausted(_) => {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&done_path)
+                    .with_context(|| format!("writing {}", done_path.display()))?;
+                writeln!(f, "{label}")
+                    .with_context(|| format!("writing {}", done_path.display()))?;
+            }
             Stop::Interrupted => {
                 eprintln!("interrupted: run the same command to continue");
                 return Ok(Some(ExitCode::from(130)));
