@@ -838,7 +838,7 @@ impl CampaignConfig {
     pub fn limits(&self) -> autoarch_sandbox::Limits {
         let mut limits = autoarch_sandbox::Limits::default();
         if let Some(cap) = self.evaluation.max_params {
-            limits.max_params = cap;
+            limits.max_params = limits.max_params.min(cap);
         }
         limits
     }

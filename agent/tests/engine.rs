@@ -551,6 +551,17 @@ async fn a_used_up_search_space_stops_the_run_instead_of_proposing_forever() {
     assert_eq!(s.stop, Stop::Exhausted(50), "{:?}", s.stop);
     assert!(!s.stop.is_failure());
     assert!(s.duplicates >= 50, "{}", s.duplicates);
+    // Proposing stopped, but what was owed finished first: every new design was trained.
+    let done = evaluated_once(&c.archive);
+    for l in c.archive.list().unwrap() {
+        if l.candidate.duplicate_of.is_none() && !l.candidate.fingerprint.is_empty() {
+            assert!(
+                done.contains(&(l.candidate.id, 0, 0)),
+                "{} untrained",
+                l.candidate.id
+            );
+        }
+    }
 }
 
 /// The campaign seed drives both the strategy's and the proposer's choices: the same seed makes

@@ -452,13 +452,7 @@ fn task_result(
         arms.push(arm_result(arm, campaigns));
     }
     let ceiling = ceiling(&task.task);
-    score_arms(
-        &mut arms,
-        best_seed.as_ref(),
-        random_mean,
-        ceiling,
-        task.goal,
-    );
+    score_arms(&mut arms, &seed_results, random_mean, ceiling, task.goal);
     Ok(TaskResult {
         name: task.name.clone(),
         settings: task_settings(&task.task),
@@ -472,10 +466,11 @@ fn task_result(
     })
 }
 
-/// Each arm's scores at each budget, against the others, the best seed and Acc_random.
+/// Each arm's scores at each budget, against the others, the best seed at that budget and
+/// Acc_random.
 fn score_arms(
     arms: &mut [ArmResult],
-    best_seed: Option<&DesignResult>,
+    seeds: &[DesignResult],
     random_mean: Option<f64>,
     ceiling: Option<f64>,
     goal: Option<f64>,
@@ -485,10 +480,15 @@ fn score_arms(
             .iter()
             .map(|a| incumbent_means(&a.campaigns, budget))
             .collect();
-        let best = best_seed.and_then(|d| match budget {
-            Budget::Short => d.short.as_ref().map(|s| s.mean),
-            Budget::Long => d.long.as_ref().map(|s| s.mean),
-        });
+        let best = seeds
+            .iter()
+            .filter_map(|d| match budget {
+                Budget::Short => d.short.as_ref(),
+                Budget::Long => d.long.as_ref(),
+            })
+            .map(|s| s.mean)
+            .filter(|m| m.is_finite())
+            .max_by(f64::total_cmp);
         let names: Vec<String> = arms.iter().map(|a| a.name.clone()).collect();
         for (i, arm) in arms.iter_mut().enumerate() {
             // Acc_random is measured at the search's budget only.

@@ -78,6 +78,8 @@ struct Counters {
     evaluated: u64,
     failed: u64,
     nothing_in_a_row: u32,
+    /// Proposals in a row that gave nothing new: no proposal, or a duplicate.
+    stale_in_a_row: u32,
 }
 
 /// The strategy's view of the campaign: the archive's samplers and the loop's own records,
@@ -170,6 +172,8 @@ pub(super) struct Engine<'c> {
     random: BTreeSet<CandidateId>,
     /// The fingerprints in the archive, for proposers to avoid duplicates.
     known: Known,
+    /// The space around the parents looks used up: no more proposals this run.
+    exhausted: bool,
     failures: VecDeque<Failure>,
     queue: VecDeque<JobSpec>,
     running: JoinSet<(JobSpec, std::result::Result<EvalResult, MachineError>)>,
@@ -218,6 +222,7 @@ impl<'c> Engine<'c> {
             scored: Vec::new(),
             random: BTreeSet::new(),
             known: Known::default(),
+            exhausted: false,
             failures: VecDeque::new(),
             queue: VecDeque::new(),
             running: JoinSet::new(),
@@ -444,6 +449,7 @@ impl<'c> Engine<'c> {
                 self.baseline_done,
                 self.made - self.first
             )),
+            _ if self.exhausted => Stop::Exhausted(NOTHING_IN_A_ROW),
             _ if self.wants_more() && !has_parent => Stop::NoParent,
             _ => Stop::Finished,
         }))
@@ -471,6 +477,7 @@ impl<'c> Engine<'c> {
     fn wants_more(&self) -> bool {
         let in_flight = self.proposing.len() as u64;
         match self.purpose {
+            Purpose::Campaign if self.exhausted => false,
             Purpose::Campaign => self
                 .c
                 .config
@@ -550,7 +557,7 @@ impl<'c> Engine<'c> {
                 .config
                 .search
                 .seed
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                .wrapping_mul(0xD1B5_4A32_D192_ED03),
             checker: Checker::new(self.c.tracer.clone(), self.trace_config()),
             known: self.known.clone(),
         })
@@ -786,13 +793,13 @@ impl<'c> Engine<'c> {
     ) -> Result<Option<Stop>> {
         match result {
             Ok(p) => {
+                self.counters.nothing_in_a_row = 0;
                 if self.store(n, p, kind)? {
-                    self.counters.nothing_in_a_row = 0;
-                    return Ok(None);
+                    self.counters.stale_in_a_row = 0;
+                } else {
+                    self.stale();
                 }
-                self.counters.nothing_in_a_row += 1;
-                Ok((self.counters.nothing_in_a_row >= NOTHING_IN_A_ROW)
-                    .then_some(Stop::Exhausted(NOTHING_IN_A_ROW)))
+                Ok(None)
             }
             Err(ProposeError::Machine { error, calls }) => {
                 self.account_lost_calls(&calls)?;
@@ -801,6 +808,7 @@ impl<'c> Engine<'c> {
             Err(e @ ProposeError::Unavailable(_)) => Ok(self.unavailable(kind, &e)?),
             Err(e) => {
                 self.counters.nothing_in_a_row += 1;
+                self.stale();
                 tracing::info!(proposal = n, "no proposal: {e}");
                 Ok(
                     (self.counters.nothing_in_a_row >= NOTHING_IN_A_ROW).then(|| {
@@ -810,6 +818,16 @@ impl<'c> Engine<'c> {
                     }),
                 )
             }
+        }
+    }
+
+    /// A proposal that gave nothing new (a duplicate, or no proposal at all). After
+    /// [`NOTHING_IN_A_ROW`] of them in a row the run stops proposing; what is queued and running
+    /// still finishes (promotions included), and then the run ends as exhausted.
+    fn stale(&mut self) {
+        self.counters.stale_in_a_row += 1;
+        if self.counters.stale_in_a_row >= NOTHING_IN_A_ROW && self.is_campaign() {
+            self.exhausted = true;
         }
     }
 

@@ -138,7 +138,10 @@ fn claim(out: &Path, suite: &Suite) -> anyhow::Result<()> {
             out.display()
         ))
         .into()),
-        Err(_) => std::fs::write(&path, ours).with_context(|| format!("writing {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&path, ours).with_context(|| format!("writing {}", path.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 
