@@ -328,6 +328,22 @@ fn the_archive_survives_reopening() {
     assert_eq!(next, 1, "ids continue after a reopen");
 }
 
+/// sled under the archive, opened directly. Another test's thread may be forking at this
+/// moment, and a forked child shares sled's lock until it execs (the archive waits that out,
+/// a raw open does not), so a busy lock is tried again for two seconds.
+fn raw_sled(path: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("opening {}: {e}", path.display()),
+        }
+    }
+}
+
 #[test]
 fn verify_reports_corrupt_and_dangling_records() {
     let dir = tempfile::tempdir().unwrap();
@@ -339,7 +355,7 @@ fn verify_reports_corrupt_and_dangling_records() {
     }
     {
         // Damage it behind the archive's back.
-        let db = sled::open(path.join("db")).unwrap();
+        let db = raw_sled(&path.join("db"));
         db.open_tree("candidates")
             .unwrap()
             .insert(7u64.to_be_bytes(), &b"not json"[..])
