@@ -120,6 +120,11 @@ fn task(out: &mut String, t: &TaskResult, long: bool) {
     for d in &t.seeds {
         design_row(out, d, long);
     }
+    incumbents(out, t, long_head, long_rule);
+}
+
+/// Every campaign's incumbent with its scores and the command that shows it.
+fn incumbents(out: &mut String, t: &TaskResult, long_head: &str, long_rule: &str) {
     let _ = writeln!(out, "\n### Incumbents\n\n| arm | campaign | incumbent | params | search score | final score |{long_head} review |\n| --- | --- | --- | --- | --- | --- |{long_rule} --- |");
     for a in &t.arms {
         for c in &a.campaigns {
