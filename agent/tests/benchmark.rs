@@ -31,6 +31,7 @@ seeds = 2
 first_seed = 1000
 long_factor = 2.0
 random_population = 3
+learning_rates = [1e-3, 1e-2]
 
 [[tasks]]
 name = "tiny"
@@ -96,10 +97,19 @@ fn the_dry_run_prints_the_plan_and_its_compute_and_creates_nothing() {
     assert!(o.status.success(), "{}", text(&o));
     let plan = String::from_utf8_lossy(&o.stdout);
     assert!(
-        plan.contains("2 task(s) × 3 arm(s) × 2 campaign(s) = 12 campaigns"),
+        plan.contains("1 task(s) × 3 arm(s) × 1 campaign(s) = 3 campaigns"),
         "{plan}"
     );
-    assert!(plan.contains("240 s of evaluation per campaign"), "{plan}");
+    assert!(plan.contains("120 s of evaluation per campaign"), "{plan}");
+    // The full preset adds the tasks with real data and ten campaigns per arm.
+    let o = bench(dir.path(), &["--dry-run", "--preset", "full"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let plan = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        plan.contains("4 task(s) × 3 arm(s) × 10 campaign(s) = 120 campaigns"),
+        "{plan}"
+    );
+    assert!(plan.contains("task fashion: fashion"), "{plan}");
 }
 
 #[test]
@@ -124,6 +134,28 @@ fn a_benchmark_runs_reports_continues_and_refuses_another_suite() {
         report.contains("Final scores at the longer budget"),
         "{report}"
     );
+    for section in [
+        "What the intervals support, at the search's budget",
+        "- Noise: the median seed's SD over training seeds",
+        "| arm | proposer | proposals | traced | duplicates | better than parent by 2σ | best at 25 |",
+        "![tiny-best-by-compute.svg](plots/tiny-best-by-compute.svg)",
+        "![tiny-pareto.svg](plots/tiny-pareto.svg)",
+    ] {
+        assert!(report.contains(section), "{section}: {report}");
+    }
+    for plot in [
+        "best-by-compute",
+        "best-by-candidates",
+        "final-scores",
+        "pareto",
+    ] {
+        let svg = std::fs::read_to_string(out.join(format!("plots/tiny-{plot}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{plot}");
+        assert!(
+            svg.contains("random") && svg.contains("evolution"),
+            "{plot}: {svg}"
+        );
+    }
 
     let r: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
@@ -144,7 +176,44 @@ fn a_benchmark_runs_reports_continues_and_refuses_another_suite() {
             "{s}"
         );
         assert!(s["long"].is_object(), "{s}");
+        // The learning-rate sweep: both rates, and the design scored at one of them.
+        let sweep = s["sweep"].as_array().unwrap();
+        assert_eq!(sweep.len(), 2, "{s}");
+        assert_eq!(
+            (&sweep[0][0], &sweep[1][0]),
+            (&Value::from(1e-3), &Value::from(1e-2))
+        );
+        assert!(
+            [1e-3, 1e-2].contains(&s["learning_rate"].as_f64().unwrap()),
+            "{s}"
+        );
     }
+    // Each seed's long runs are at its best rate; the random population trains at the
+    // search's rate (3e-3) only.
+    let runs: Vec<Value> = std::fs::read_to_string(out.join("final.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for s in seeds {
+        let ours = |budget: &str| -> Vec<f64> {
+            runs.iter()
+                .filter(|r| r["fingerprint"] == s["fingerprint"] && r["budget"] == budget)
+                .map(|r| r["learning_rate"].as_f64().unwrap())
+                .collect()
+        };
+        let long = ours("long");
+        assert_eq!(long, vec![s["learning_rate"].as_f64().unwrap(); 2], "{s}");
+        assert_eq!(ours("short").len(), 4, "{s}");
+    }
+    for d in task["random"].as_array().unwrap() {
+        assert_eq!(d["learning_rate"].as_f64(), Some(3e-3), "{d}");
+        assert!(d["sweep"].as_array().unwrap().is_empty(), "{d}");
+    }
+    assert!(
+        task.get("kendall_tau").is_some() && task["noise_sd"].is_number(),
+        "{task}"
+    );
     assert!(task["best_seed"].is_string());
     let random = task["random"].as_array().unwrap();
     assert!(!random.is_empty() && random.len() <= 3, "{random:?}");
@@ -161,6 +230,8 @@ fn a_benchmark_runs_reports_continues_and_refuses_another_suite() {
             assert!(incumbent["params"].as_u64().unwrap() <= 2 * largest, "{c}");
         }
         assert!(arm["short"]["mean"].is_number(), "{arm}");
+        assert!(arm["traced_share"].as_f64().unwrap() > 0.5, "{arm}");
+        assert_eq!(arm["best_at"].as_array().unwrap().len(), 3, "{arm}");
         assert_eq!(arm["short"]["campaigns"], 2, "{arm}");
         assert_eq!(arm["short"]["versus"].as_array().unwrap().len(), 1, "{arm}");
     }

@@ -27,6 +27,32 @@ pub enum Budget {
     Long,
 }
 
+/// How a final run trains: at a budget, and for the learning-rate sweep, at a rate of its own
+/// (`None`: the search's rate).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Setting {
+    pub budget: Budget,
+    /// The multiple of the search's steps (1 for the short budget).
+    pub factor: f64,
+    pub learning_rate: Option<f64>,
+}
+
+impl Setting {
+    /// The search's budget at the search's rate.
+    pub const SHORT: Setting = Setting {
+        budget: Budget::Short,
+        factor: 1.0,
+        learning_rate: None,
+    };
+
+    pub fn at_rate(self, learning_rate: Option<f64>) -> Setting {
+        Setting {
+            learning_rate,
+            ..self
+        }
+    }
+}
+
 /// One stored final run (a line of `final.jsonl`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FinalRun {
@@ -34,6 +60,9 @@ pub struct FinalRun {
     pub fingerprint: String,
     pub budget: Budget,
     pub seed: u64,
+    /// The learning rate it trained with.
+    #[serde(default)]
+    pub learning_rate: f64,
     pub status: Status,
     pub score: Option<f64>,
     pub wall_seconds: f64,
@@ -107,16 +136,15 @@ impl Store {
 }
 
 /// The training config of a final run.
-pub fn train_config(
-    config: &CampaignConfig,
-    budget: Budget,
-    factor: f64,
-    seed: u64,
-) -> TrainConfig {
+pub fn train_config(config: &CampaignConfig, setting: Setting, seed: u64) -> TrainConfig {
     let mut t = config.train_config(0, seed);
-    if budget == Budget::Long {
+    if setting.budget == Budget::Long {
+        let factor = setting.factor;
         t.steps = t.steps.map(|s| ((s as f64) * factor).round() as u64);
         t.seconds = t.seconds.map(|s| s * factor);
+    }
+    if let Some(lr) = setting.learning_rate {
+        t.learning_rate = lr;
     }
     t
 }
@@ -128,6 +156,7 @@ pub struct Owed {
     pub fingerprint: String,
     pub budget: Budget,
     pub seed: u64,
+    pub learning_rate: f64,
     pub job: Job,
     pub limits: JobLimits,
 }
@@ -138,22 +167,23 @@ pub fn owed(
     config: &CampaignConfig,
     subject: &Subject,
     seeds: &[u64],
-    budgets: &[(Budget, f64)],
+    settings: &[Setting],
 ) -> Vec<Owed> {
     let mut out = Vec::new();
-    for &(budget, factor) in budgets {
+    for &setting in settings {
         for &seed in seeds {
-            let train = train_config(config, budget, factor, seed);
+            let train = train_config(config, setting, seed);
             let key = key(&subject.fingerprint, &config.task, &train);
             if store.get(&key).is_some() || out.iter().any(|o: &Owed| o.key == key) {
                 continue;
             }
-            let timeout = config.evaluation.timeout_seconds * factor.max(1.0);
+            let timeout = config.evaluation.timeout_seconds * setting.factor.max(1.0);
             out.push(Owed {
                 key: key.clone(),
                 fingerprint: subject.fingerprint.clone(),
-                budget,
+                budget: setting.budget,
                 seed,
+                learning_rate: train.learning_rate,
                 job: Job {
                     id: format!("final/{key}"),
                     code: subject.code.clone(),
@@ -219,6 +249,7 @@ pub async fn run(
             fingerprint: o.fingerprint,
             budget: o.budget,
             seed: o.seed,
+            learning_rate: o.learning_rate,
             status: r.status,
             score: score_of(&r.metrics).filter(|_| r.status == Status::Ok),
             wall_seconds: r.wall_seconds,
@@ -230,23 +261,63 @@ pub async fn run(
     }
 }
 
-/// The scores of a subject's stored runs at a budget, in seed order; failed runs are `None`.
+/// The scores of a subject's stored runs in a setting, in seed order; failed runs are `None`
+/// and runs not stored yet are left out.
 pub fn scores(
     store: &Store,
     config: &CampaignConfig,
     fingerprint: &str,
     seeds: &[u64],
-    budget: Budget,
-    factor: f64,
+    setting: Setting,
 ) -> Vec<Option<f64>> {
     seeds
         .iter()
         .filter_map(|&seed| {
-            let train = train_config(config, budget, factor, seed);
+            let train = train_config(config, setting, seed);
             store.get(&key(fingerprint, &config.task, &train))
         })
         .map(|r| r.score)
         .collect()
+}
+
+/// The rate of the sweep a design is scored at: the one with the fewest failed runs, then the
+/// best mean. `None` until every run of the sweep is stored (so the choice never changes once
+/// made), or with no sweep.
+pub fn best_rate(
+    store: &Store,
+    config: &CampaignConfig,
+    fingerprint: &str,
+    seeds: &[u64],
+    rates: &[f64],
+) -> Option<f64> {
+    let mut best: Option<(f64, usize, f64)> = None;
+    for &lr in rates {
+        let runs = scores(
+            store,
+            config,
+            fingerprint,
+            seeds,
+            Setting::SHORT.at_rate(Some(lr)),
+        );
+        if runs.len() < seeds.len() {
+            return None;
+        }
+        let ok: Vec<f64> = runs.iter().flatten().copied().collect();
+        let failed = runs.len() - ok.len();
+        let mean = if ok.is_empty() {
+            f64::NEG_INFINITY
+        } else {
+            super::stats::mean(&ok)
+        };
+        let better = match best {
+            None => true,
+            Some((_, f, m)) => failed < f || (failed == f && mean > m),
+        };
+        if better {
+            best = Some((lr, failed, mean));
+        }
+    }
+    best.map(|(lr, _, _)| lr)
 }
 
 #[cfg(test)]
@@ -256,14 +327,29 @@ mod tests {
     #[test]
     fn keys_change_with_the_design_the_task_the_steps_and_the_seed() {
         let config = CampaignConfig::embedded();
-        let t = |seed| train_config(&config, Budget::Short, 1.0, seed);
+        let t = |seed| train_config(&config, Setting::SHORT, seed);
         let k = key("abc", &config.task, &t(1000));
         assert_eq!(k, key("abc", &config.task, &t(1000)));
         assert_ne!(k, key("abd", &config.task, &t(1000)));
         assert_ne!(k, key("abc", &config.task, &t(1001)));
-        let long = train_config(&config, Budget::Long, 4.0, 1000);
+        let long = Setting {
+            budget: Budget::Long,
+            factor: 4.0,
+            learning_rate: None,
+        };
+        let long = train_config(&config, long, 1000);
         assert_eq!(long.steps, t(1000).steps.map(|s| s * 4));
         assert_ne!(k, key("abc", &config.task, &long));
+        let fast = train_config(&config, Setting::SHORT.at_rate(Some(1e-2)), 1000);
+        assert_eq!(fast.learning_rate, 1e-2);
+        assert_ne!(k, key("abc", &config.task, &fast));
+        // The search's own rate, named, is the same run.
+        let same = train_config(
+            &config,
+            Setting::SHORT.at_rate(Some(t(1000).learning_rate)),
+            1000,
+        );
+        assert_eq!(k, key("abc", &config.task, &same));
         let mut other = config.task.clone();
         other.vocab = Some(128);
         assert_ne!(k, key("abc", &other, &t(1000)));
@@ -278,6 +364,7 @@ mod tests {
             fingerprint: "f".into(),
             budget: Budget::Short,
             seed: 1000,
+            learning_rate: 3e-3,
             status: Status::Ok,
             score: Some(0.5),
             wall_seconds: 2.0,

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::{plots, BEST_AT};
 use super::{ArmScores, DesignResult, Results, Scores, TaskResult};
 
 fn num(x: f64) -> String {
@@ -88,11 +89,14 @@ fn task(out: &mut String, t: &TaskResult, long: bool) {
             "- Goal: {g} (a campaign whose incumbent reaches it solves the task)"
         );
     }
+    noise_lines(out, t);
     let _ = writeln!(out);
+    verdicts(out, t);
     arm_table(out, t, "the search's budget", |a| a.short.as_ref());
     if long {
         arm_table(out, t, "the longer budget", |a| a.long.as_ref());
     }
+    proposers(out, t);
     let _ = writeln!(
         out,
         "| arm | evaluation-s | candidates | failed | duplicates |\n| --- | --- | --- | --- | --- |"
@@ -115,12 +119,19 @@ fn task(out: &mut String, t: &TaskResult, long: bool) {
     };
     let _ = writeln!(
         out,
-        "\n### Seeds\n\n| seed | params | score |{long_head}\n| --- | --- | --- |{long_rule}"
+        "\n### Seeds\n\nEach seed's score is at its best learning rate of the sweep (the search's rate without one); its SD over training seeds is the noise.\n\n| seed | params | best rate | score |{long_head} sweep |\n| --- | --- | --- | --- |{long_rule} --- |"
     );
     for d in &t.seeds {
         design_row(out, d, long);
     }
     incumbents(out, t, long_head, long_rule);
+    let figures = plots::task_plots(t);
+    if !figures.is_empty() {
+        let _ = writeln!(out, "### Plots\n");
+        for (file, _) in &figures {
+            let _ = writeln!(out, "![{file}](plots/{file})\n");
+        }
+    }
 }
 
 /// Every campaign's incumbent with its scores and the command that shows it.
@@ -132,7 +143,7 @@ fn incumbents(out: &mut String, t: &TaskResult, long_head: &str, long_rule: &str
                 Some((id, d)) => (
                     d.name.clone(),
                     d.params.to_string(),
-                    scores(d.short.as_ref()),
+                    format!("{} at {}", scores(d.short.as_ref()), rate(d.learning_rate)),
                     scores(d.long.as_ref()),
                     format!("`autoarch --archive {} show {id}`", c.archive.display()),
                 ),
@@ -220,9 +231,174 @@ fn design_row(out: &mut String, d: &DesignResult, long: bool) {
     };
     let _ = writeln!(
         out,
-        "| {} | {} | {} |{long}",
+        "| {} | {} | {} | {} |{long} {} |",
         d.name,
         d.params,
-        scores(d.short.as_ref())
+        rate(d.learning_rate),
+        scores(d.short.as_ref()),
+        sweep(d)
     );
+}
+
+fn rate(lr: f64) -> String {
+    format!("{lr:e}")
+}
+
+/// `1e-3: 0.31 · 3e-3: 0.36 · 1e-2: 0.12`
+fn sweep(d: &DesignResult) -> String {
+    if d.sweep.is_empty() {
+        return "–".into();
+    }
+    d.sweep
+        .iter()
+        .map(|(lr, s)| {
+            let m = s
+                .as_ref()
+                .filter(|s| s.n > 0)
+                .map_or("–".into(), |s| num(s.mean));
+            format!("{}: {m}", rate(*lr))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// The task's noise, whether the short budget ranks like the long one, and the calibration.
+fn noise_lines(out: &mut String, t: &TaskResult) {
+    if let Some(sd) = t.noise_sd {
+        let _ = writeln!(
+            out,
+            "- Noise: the median seed's SD over training seeds is {} (2σ = {})",
+            num(sd),
+            num(2.0 * sd)
+        );
+    }
+    match t.kendall_tau {
+        Some((tau, n)) => {
+            let _ = writeln!(
+                out,
+                "- Short budget as a proxy: Kendall's τ between the random population's short- and long-budget scores is {tau:.2} over {n} designs"
+            );
+        }
+        None if !t.random.is_empty() => {
+            let _ = writeln!(
+                out,
+                "- Short budget as a proxy: no Kendall's τ (no long budget, or too few designs scored at both)"
+            );
+        }
+        None => {}
+    }
+    if let Some(c) = &t.calibration {
+        let _ = writeln!(
+            out,
+            "- Calibration: the best seed lands {:.0}% of the way from chance ({}) to the ceiling; the seeds span {} noise SDs: {}",
+            100.0 * c.position,
+            num(c.chance),
+            opt(c.spread_sds, |x| format!("{x:.1}")),
+            if c.accepted {
+                "accepted (30–70% and at least 3 SDs)"
+            } else {
+                "outside the accepted band (30–70% and at least 3 SDs): read the arms with care"
+            }
+        );
+    }
+}
+
+/// What the intervals support, in words: an arm beats another only when the interval of
+/// P(>) lies above ½, and the best seed only when the interval of the arm's mean lies above it.
+fn verdicts(out: &mut String, t: &TaskResult) {
+    let _ = writeln!(out, "What the intervals support, at the search's budget:\n");
+    let best = t
+        .seeds
+        .iter()
+        .find(|d| Some(&d.name) == t.best_seed.as_ref())
+        .and_then(|d| d.short.as_ref())
+        .map(|s| s.mean);
+    let mut any = false;
+    for a in &t.arms {
+        let Some(s) = &a.short else { continue };
+        any = true;
+        let (lo, hi) = s.mean_interval;
+        let seed = match best {
+            Some(b) if lo > b => format!("beats the best seed ({} > {})", num(s.mean), num(b)),
+            Some(b) if hi < b => format!(
+                "falls short of the best seed ({} < {})",
+                num(s.mean),
+                num(b)
+            ),
+            Some(_) => "no significant difference from the best seed".to_string(),
+            None => "no seed to compare with".to_string(),
+        };
+        let mut others = Vec::new();
+        for (o, _, (plo, phi)) in &s.versus {
+            others.push(if *plo > 0.5 {
+                format!("beats {o}")
+            } else if *phi < 0.5 {
+                format!("loses to {o}")
+            } else {
+                format!("no significant difference from {o}")
+            });
+        }
+        let others = if others.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", others.join(", "))
+        };
+        let _ = writeln!(out, "- **{}** {seed}{others}.", a.name);
+    }
+    if !any {
+        let _ = writeln!(out, "- No arm has a trained incumbent.");
+    }
+    let _ = writeln!(out);
+}
+
+/// The proposers' record per arm.
+fn proposers(out: &mut String, t: &TaskResult) {
+    let mut head =
+        "| arm | proposer | proposals | traced | duplicates | better than parent by 2σ |"
+            .to_string();
+    let mut rule = "| --- | --- | --- | --- | --- | --- |".to_string();
+    for n in BEST_AT {
+        head.push_str(&format!(" best at {n} |"));
+        rule.push_str(" --- |");
+    }
+    head.push_str(" tokens | tokens per improvement | $ per improvement |");
+    rule.push_str(" --- | --- | --- |");
+    let _ = writeln!(out, "Proposers (search scores at the short budget; best at N: the median over campaigns that made N proposals):\n\n{head}\n{rule}");
+    for a in &t.arms {
+        let mut row = format!(
+            "| {} | {} | {} | {:.0}% | {:.0}% | {} |",
+            a.name,
+            a.proposer,
+            a.candidates,
+            100.0 * a.traced_share,
+            100.0 * a.duplicate_share,
+            opt(a.improved_share, |x| format!(
+                "{:.1}% ({})",
+                100.0 * x,
+                a.improved
+            )),
+        );
+        for (_, b) in &a.best_at {
+            row.push_str(&format!(" {} |", opt(*b, num)));
+        }
+        let per = |x: f64| {
+            if a.improved == 0 || x == 0.0 {
+                "–".to_string()
+            } else {
+                format!("{:.0}", x / a.improved as f64)
+            }
+        };
+        let dollars = if a.improved == 0 || a.cost_usd == 0.0 {
+            "–".to_string()
+        } else {
+            format!("{:.4}", a.cost_usd / a.improved as f64)
+        };
+        row.push_str(&format!(
+            " {} | {} | {dollars} |",
+            a.tokens,
+            per(a.tokens as f64)
+        ));
+        let _ = writeln!(out, "{row}");
+    }
+    let _ = writeln!(out);
 }

@@ -16,6 +16,10 @@ use crate::seeds::SeedSpec;
 /// The embedded default suite.
 pub const DEFAULT_SUITE: &str = include_str!("default_suite.toml");
 
+/// The tasks the `full` preset adds to the embedded suite (a suite of their own, with the
+/// embedded suite's arms, so that it parses on its own).
+const FULL_TASKS: &str = include_str!("full_tasks.toml");
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Suite {
@@ -97,6 +101,11 @@ pub struct FinalProtocol {
     pub long_factor: f64,
     /// Designs from the random arm's campaigns (in the order sampled) that give Acc_random.
     pub random_population: usize,
+    /// The learning rates every seed and incumbent is trained with at the search's budget;
+    /// each design is scored at its best by mean (and trained at that one for the long
+    /// budget), so that a "discovery" cannot be a learning-rate fix. Empty: the search's rate
+    /// only. The random population trains at the search's rate, as it was sampled.
+    pub learning_rates: Vec<f64>,
 }
 
 impl Default for FinalProtocol {
@@ -104,8 +113,9 @@ impl Default for FinalProtocol {
         FinalProtocol {
             seeds: 5,
             first_seed: 1000,
-            long_factor: 4.0,
+            long_factor: 3.0,
             random_population: 16,
+            learning_rates: vec![1e-3, 3e-3, 1e-2],
         }
     }
 }
@@ -113,11 +123,16 @@ impl Default for FinalProtocol {
 /// Smaller or larger versions of a suite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
-    /// Two campaigns per arm, at most 240 evaluation-seconds each, 3 final seeds, a random
-    /// population of 8, no long budget: a first look in well under an hour on 2 cores.
+    /// A smoke test: the first task, one campaign per arm of at most 120 evaluation-seconds,
+    /// 3 final seeds, a random population of 8, no long budget and no learning-rate sweep
+    /// (about 6 minutes on 2 cores).
     Quick,
     /// The suite as written.
     Standard,
+    /// The suite at 10 campaigns per arm, and with the embedded suite, the `charlm` and
+    /// `fashion` tasks too (their data from `scripts/fetch-data.sh`): for bigger machines or a
+    /// cluster.
+    Full,
 }
 
 /// The arm a suite gets with an LLM: the campaign's own strategy with the LLM proposer, and
@@ -191,6 +206,13 @@ impl Suite {
         if self.final_protocol.seeds == 0 {
             return bad("final.seeds", "must be at least 1");
         }
+        let lrs = &self.final_protocol.learning_rates;
+        if lrs.iter().any(|lr| !(lr.is_finite() && *lr > 0.0)) {
+            return bad("final.learning_rates", "must be positive numbers");
+        }
+        if lrs.iter().enumerate().any(|(i, lr)| lrs[..i].contains(lr)) {
+            return bad("final.learning_rates", "lists a rate twice");
+        }
         let long = self.final_protocol.long_factor;
         if !(long == 0.0 || (long.is_finite() && long >= 1.0)) {
             return bad("final.long_factor", "must be 0 (off) or at least 1");
@@ -234,12 +256,30 @@ impl Suite {
 
     /// The suite a preset makes of this one.
     pub fn with_preset(mut self, preset: Preset) -> Suite {
-        if preset == Preset::Quick {
-            self.campaigns = self.campaigns.min(2);
-            self.budget.max_compute_seconds = self.budget.max_compute_seconds.min(240.0);
-            self.final_protocol.seeds = self.final_protocol.seeds.min(3);
-            self.final_protocol.random_population = self.final_protocol.random_population.min(8);
-            self.final_protocol.long_factor = 0.0;
+        match preset {
+            Preset::Quick => {
+                self.tasks.truncate(1);
+                self.campaigns = 1;
+                self.budget.max_compute_seconds = self.budget.max_compute_seconds.min(120.0);
+                self.final_protocol.seeds = self.final_protocol.seeds.min(3);
+                self.final_protocol.random_population =
+                    self.final_protocol.random_population.min(8);
+                self.final_protocol.long_factor = 0.0;
+                self.final_protocol.learning_rates.clear();
+            }
+            Preset::Standard => {}
+            Preset::Full => {
+                self.campaigns = self.campaigns.max(10);
+                if self.name == "default" {
+                    let full = Suite::parse(FULL_TASKS, "the embedded full tasks")
+                        .expect("the embedded full tasks are valid");
+                    for t in full.tasks {
+                        if !self.tasks.iter().any(|u| u.name == t.name) {
+                            self.tasks.push(t);
+                        }
+                    }
+                }
+            }
         }
         self
     }
@@ -308,10 +348,15 @@ mod tests {
         assert_eq!(s.arms.len(), 3);
         assert_eq!(s.random_arm().map(|a| a.name.as_str()), Some("random"));
         let q = s.clone().with_preset(Preset::Quick);
-        assert_eq!(q.campaigns, 2);
-        assert_eq!(q.budget.max_compute_seconds, 240.0);
+        assert_eq!((q.tasks.len(), q.campaigns), (1, 1));
+        assert_eq!(q.budget.max_compute_seconds, 120.0);
         assert_eq!(q.final_protocol.long_factor, 0.0);
+        assert!(q.final_protocol.learning_rates.is_empty());
         assert_eq!(s.clone().with_preset(Preset::Standard), s);
+        let f = s.clone().with_preset(Preset::Full);
+        assert_eq!(f.campaigns, 10);
+        let names: Vec<&str> = f.tasks.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["mqar", "mlp-challenge", "charlm", "fashion"]);
     }
 
     #[test]
@@ -322,7 +367,7 @@ mod tests {
         assert_eq!(c.archive, Path::new("out/campaigns/mqar/evolution/2"));
         assert_eq!(c.search.strategy, StrategyChoice::Evolution);
         assert_eq!(c.search.seed, 2);
-        assert_eq!(c.budget.max_compute_seconds, Some(600.0));
+        assert_eq!(c.budget.max_compute_seconds, Some(240.0));
         assert_eq!(c.budget.max_candidates, None);
         assert_eq!(c.evaluation.max_params, Some(5000));
         assert_eq!(c.limits().max_params, 5000);
@@ -353,12 +398,19 @@ mod tests {
                 "unknown variant `annealing`",
             ),
             (
-                base.replace("long_factor = 4.0", "long_factor = 0.5"),
+                base.replace("long_factor = 3.0", "long_factor = 0.5"),
                 "`final.long_factor` must be 0 (off) or at least 1",
             ),
             (
                 base.replace("[final]", "[finale]"),
                 "unknown field `finale`",
+            ),
+            (
+                base.replace(
+                    "learning_rates = [1e-3, 3e-3, 1e-2]",
+                    "learning_rates = [1e-3, 0.0]",
+                ),
+                "`final.learning_rates` must be positive numbers",
             ),
         ];
         for (text, expected) in cases {

@@ -110,6 +110,14 @@ pub fn benchmark(args: BenchmarkArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(&out).context("reading final.jsonl")?;
     let results = benchmark::results(&suite, &out, &store)?;
     let report = benchmark::report::render(&results);
+    let plots = out.join("plots");
+    std::fs::create_dir_all(&plots).with_context(|| format!("creating {}", plots.display()))?;
+    for t in &results.tasks {
+        for (file, svg) in benchmark::plots::task_plots(t) {
+            std::fs::write(plots.join(&file), svg)
+                .with_context(|| format!("writing {}", plots.join(&file).display()))?;
+        }
+    }
     std::fs::write(out.join("report.md"), &report).context("writing report.md")?;
     std::fs::write(
         out.join("results.json"),
@@ -249,10 +257,10 @@ fn run_campaigns(
 }
 
 /// Trains what the final protocol still owes, task by task; `false` when Ctrl-C stopped it.
+/// A task takes two rounds when it has a long budget: the learning-rate sweep at the search's
+/// budget first, then the long runs at each design's best rate.
 fn final_protocol(suite: &Suite, out: &Path) -> anyhow::Result<bool> {
     let mut store = Store::open(out).context("reading final.jsonl")?;
-    let seeds = benchmark::final_seeds(suite);
-    let budgets = benchmark::final_budgets(suite);
     let exe = std::env::current_exe().context("locating the autoarch binary")?;
     let rt = super::runtime()?;
     let cancel = Arc::new(AtomicBool::new(false));
@@ -268,46 +276,55 @@ fn final_protocol(suite: &Suite, out: &Path) -> anyhow::Result<bool> {
         }
     });
     for (t, task) in suite.tasks.iter().enumerate() {
-        let config = suite.campaign(task, &suite.arms[0], 0, out, None);
         let s = benchmark::subjects(suite, out, t)?;
-        let mut all: Vec<&protocol::Subject> = s.seeds.iter().map(|(x, _)| x).collect();
-        all.extend(s.incumbents.iter().flatten().flatten().map(|(_, x, _)| x));
-        all.extend(s.random.iter().map(|(x, _)| x));
-        let mut owed = Vec::new();
-        for subject in all {
-            for o in protocol::owed(&store, &config, subject, &seeds, &budgets) {
-                if !owed.iter().any(|p: &protocol::Owed| p.key == o.key) {
-                    owed.push(o);
+        loop {
+            let (owed, config) = {
+                let protocol = benchmark::Protocol::new(suite, out, t, &store);
+                let mut owed: Vec<protocol::Owed> = Vec::new();
+                let swept = s
+                    .seeds
+                    .iter()
+                    .map(|(x, _)| x)
+                    .chain(s.incumbents.iter().flatten().flatten().map(|(_, x, _)| x))
+                    .map(|x| (x, true));
+                let random = s.random.iter().map(|(x, _)| (x, false));
+                for (subject, sweep) in swept.chain(random) {
+                    for o in protocol.owed(subject, sweep) {
+                        if !owed.iter().any(|p| p.key == o.key) {
+                            owed.push(o);
+                        }
+                    }
                 }
+                (owed, protocol.config)
+            };
+            if owed.is_empty() {
+                break;
             }
-        }
-        if owed.is_empty() {
-            continue;
-        }
-        let total = owed.len();
-        eprintln!(
-            "final protocol, task {}: {total} run(s) to train",
-            task.name
-        );
-        let pool: Arc<dyn autoarch_agent::machine::Evaluate> = Arc::new(ProcessPool::new(
-            worker_command(&config.evaluation, &config.name, &exe),
-            config.evaluation.workers,
-        ));
-        let mut done = 0;
-        let stop = Arc::clone(&cancel);
-        rt.block_on(protocol::run(pool, &mut store, owed, stop, |run| {
-            done += 1;
-            if done % 10 == 0 || done == total {
-                eprintln!(
-                    "  {done}/{total} (last: {:?} {})",
-                    run.status,
-                    run.score.map_or("–".into(), |s| format!("{s:.4}"))
-                );
+            let total = owed.len();
+            eprintln!(
+                "final protocol, task {}: {total} run(s) to train",
+                task.name
+            );
+            let pool: Arc<dyn autoarch_agent::machine::Evaluate> = Arc::new(ProcessPool::new(
+                worker_command(&config.evaluation, &config.name, &exe),
+                config.evaluation.workers,
+            ));
+            let mut done = 0;
+            let stop = Arc::clone(&cancel);
+            rt.block_on(protocol::run(pool, &mut store, owed, stop, |run| {
+                done += 1;
+                if done % 10 == 0 || done == total {
+                    eprintln!(
+                        "  {done}/{total} (last: {:?} {})",
+                        run.status,
+                        run.score.map_or("–".into(), |s| format!("{s:.4}"))
+                    );
+                }
+            }))
+            .map_err(|e| anyhow::anyhow!("{}", e.explained()))?;
+            if cancel.load(Ordering::SeqCst) {
+                return Ok(false);
             }
-        }))
-        .map_err(|e| anyhow::anyhow!("{}", e.explained()))?;
-        if cancel.load(Ordering::SeqCst) {
-            return Ok(false);
         }
     }
     Ok(true)
