@@ -1071,3 +1071,38 @@ async fn evolution_climbs_the_noisy_bitstring_well_above_random_search() {
     );
     assert!(mean(&evolution) >= 0.9, "evolution {evolution:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn promoted_ties_at_the_ceiling_go_to_the_design_that_learns_faster() {
+    // Both seeds are promoted. At the longer budget both reach the ceiling and the MLP has the
+    // lower loss; at the short budget the transformer scores far higher. The best is the
+    // transformer's family, not the MLP.
+    let config = config(
+        &["mlp_only", "transformer"],
+        "max_candidates = 2",
+        "promote_fraction = 1.0",
+    );
+    let evaluator = Arc::new(ScriptedEvaluator::new(2, |job: &Job| {
+        let promoted = job.train.steps > Some(10);
+        let mlp = job.code.contains("# name: MLP-only");
+        let (score, loss) = match (promoted, mlp) {
+            (true, true) => (1.0, 0.001),
+            (true, false) => (1.0, 0.002),
+            (false, true) => (0.3, 0.5),
+            (false, false) => (0.6, 0.4),
+        };
+        let mut s = Scripted::ok(score, 1.0);
+        if let Ok(r) = &mut s.result {
+            r.metrics.insert("val_loss".into(), loss);
+        }
+        s
+    }));
+    let c = campaign(config, evaluator);
+    let s = c.run().await.unwrap();
+    assert!(s.promoted >= 2, "{s:?}");
+    let (id, name, score) = s.best.clone().unwrap();
+    assert_eq!(score, 1.0);
+    assert!(!name.starts_with("MLP-only"), "#{id} {name}");
+    let best = c.archive.summary(id).unwrap();
+    assert_eq!((best.fidelity, best.short_score), (1, Some(0.6)));
+}

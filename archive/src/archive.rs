@@ -132,6 +132,12 @@ pub fn summarise(candidate: &Candidate, evaluations: &[Evaluation]) -> Summary {
         metrics.insert(name.clone(), mean);
         spread.insert(name.clone(), var.sqrt());
     }
+    let short: Vec<f64> = ok
+        .iter()
+        .filter(|e| e.fidelity == 0)
+        .filter_map(|e| e.metrics.get("score").copied())
+        .collect();
+    let short_score = (!short.is_empty()).then(|| short.iter().sum::<f64>() / short.len() as f64);
     let status = if candidate.duplicate_of.is_some() {
         Status::Duplicate
     } else if evaluations.is_empty() {
@@ -148,6 +154,7 @@ pub fn summarise(candidate: &Candidate, evaluations: &[Evaluation]) -> Summary {
         spread,
         evaluations: evaluations.len() as u32,
         last_outcome,
+        short_score,
     }
 }
 
@@ -608,9 +615,23 @@ impl Archive {
     /// The candidate's summary (pending when it was never evaluated).
     pub fn summary(&self, id: CandidateId) -> Result<Summary> {
         match self.backend.get(Tree::Summaries, &id_key(id))? {
-            Some(b) => decode_other(&b, "summary"),
+            Some(b) => self.completed(id, decode_other(&b, "summary")?),
             None => Err(Error::UnknownCandidate(id)),
         }
+    }
+
+    /// A summary stored before the short-budget score was kept gets it on reading: at fidelity
+    /// 0 it is the score; a promoted candidate's is read from its evaluations.
+    fn completed(&self, id: CandidateId, mut s: Summary) -> Result<Summary> {
+        if s.short_score.is_none() && s.status == Status::Ok {
+            s.short_score = if s.fidelity == 0 {
+                s.score()
+            } else {
+                let candidate = self.candidate(id)?.ok_or(Error::UnknownCandidate(id))?;
+                summarise(&candidate, &self.evaluations(id)?).short_score
+            };
+        }
+        Ok(s)
     }
 
     pub fn find_fingerprint(&self, fingerprint: &str) -> Result<Option<CandidateId>> {
@@ -645,7 +666,7 @@ impl Archive {
             .map(|(k, v)| {
                 let candidate = decode_candidate(v)?;
                 let summary = match summaries.get(k) {
-                    Some(s) => decode_other(s, "summary")?,
+                    Some(s) => self.completed(candidate.id, decode_other(s, "summary")?)?,
                     None => {
                         return Err(Error::Corrupt(format!(
                             "candidate {} has no summary",
@@ -1204,6 +1225,12 @@ fn summaries_match(a: &Summary, b: &Summary) -> bool {
         && a.last_outcome == b.last_outcome
         && close(&a.metrics, &b.metrics)
         && close(&a.spread, &b.spread)
+        // An archive written before the short-budget score was kept has none: not corrupt.
+        && match (a.short_score, b.short_score) {
+            (None, _) => true,
+            (Some(x), Some(y)) => close(&BTreeMap::from([(String::new(), x)]), &BTreeMap::from([(String::new(), y)])),
+            (Some(_), None) => false,
+        }
 }
 
 fn decode_metric_key(rest: &[u8]) -> Option<(f64, CandidateId)> {

@@ -288,6 +288,11 @@ pub struct Summary {
     pub spread: BTreeMap<String, f64>,
     pub evaluations: u32,
     pub last_outcome: Option<Outcome>,
+    /// The mean score at the short budget (fidelity 0) that every candidate gets, so that a
+    /// candidate promoted to a longer budget can still be compared where all were measured.
+    /// `None` in archives written before it was kept, until the candidate's next evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_score: Option<f64>,
 }
 
 impl Summary {

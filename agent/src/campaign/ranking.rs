@@ -13,15 +13,19 @@ pub fn is_random(l: &Listed) -> bool {
 }
 
 /// The ranking order of two successful candidates (`Less`: `a` ranks first): promoted results
-/// (longer, several seeds) before short-budget ones, then by score; ties (a saturated task) go
-/// to the lower validation loss, then to fewer parameters.
+/// (longer, several seeds) before short-budget ones, then by score; ties (a saturated task,
+/// where every good design reaches the ceiling at the longer budget) go to the higher
+/// short-budget score (the design that learns faster), then to the lower validation loss, then
+/// to fewer parameters.
 pub fn order(a: &Listed, b: &Listed) -> Ordering {
     let key =
         |l: &Listed, m: &str, missing: f64| l.summary.metrics.get(m).copied().unwrap_or(missing);
+    let short = |l: &Listed| l.summary.short_score.unwrap_or(f64::NEG_INFINITY);
     b.summary
         .fidelity
         .cmp(&a.summary.fidelity)
         .then(key(b, "score", f64::NEG_INFINITY).total_cmp(&key(a, "score", f64::NEG_INFINITY)))
+        .then(short(b).total_cmp(&short(a)))
         .then(key(a, "val_loss", f64::INFINITY).total_cmp(&key(b, "val_loss", f64::INFINITY)))
         .then(a.candidate.stats.params.cmp(&b.candidate.stats.params))
         .then(a.candidate.id.cmp(&b.candidate.id))
