@@ -1228,3 +1228,129 @@ async fn auto_counts_code_that_only_copies_an_archived_design_as_a_failure() {
     let llm = r.llm();
     assert!(llm[0]["duplicate_of"].is_u64() && llm[1]["duplicate_of"].is_u64());
 }
+
+/// Answers each request with a new design (widths 8..=31 in turn).
+struct Widths(std::sync::atomic::AtomicU32);
+
+impl Respond for Widths {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        proposal(
+            &format!("width {}", 8 + n % 24),
+            &code_with_width(8 + n % 24),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_benchmark_adds_the_llm_arms_and_reports_their_tokens() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(Widths(0.into()))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    std::fs::write(root.join("seed.star"), SEED).unwrap();
+    std::fs::write(
+        root.join("suite.toml"),
+        r#"name = "llm-tiny"
+campaigns = 1
+
+[budget]
+max_compute_seconds = 0.5
+
+[evaluation]
+workers = 1
+steps = 4
+batch_size = 8
+memory_limit_mb = 1024
+timeout_seconds = 120
+promote_fraction = 0.0
+
+[llm]
+api_key_env = "AUTOARCH_TEST_KEY"
+timeout_seconds = 5
+analyze_every = 0
+answer = "code"
+
+[final]
+seeds = 2
+long_factor = 0
+random_population = 2
+learning_rates = []
+
+[[tasks]]
+name = "tiny"
+seeds = ["seed.star"]
+[tasks.task]
+name = "mqar"
+seq_len = 16
+vocab = 16
+kv_pairs = 2
+validation_size = 16
+
+[[arms]]
+name = "random"
+strategy = "random"
+"#,
+    )
+    .unwrap();
+    let url = format!("{}/v1", server.uri());
+    let o = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_autoarch"))
+            .current_dir(&root)
+            .env("AUTOARCH_TEST_KEY", "sk-test-secret-1234")
+            .env_remove("AUTOARCH_ARCHIVE")
+            .args([
+                "benchmark",
+                "suite.toml",
+                "--out",
+                "out",
+                "--proposer",
+                "llm",
+            ])
+            .args(["--llm-base-url", &url, "--llm-model", "mock-model"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("arm llm: strategy autoarch, proposer llm"),
+        "{text}"
+    );
+    assert!(
+        text.contains("arm llm-no-evolution: strategy random, proposer llm"),
+        "{text}"
+    );
+    let out = dir.path().join("out");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let arms = r["tasks"][0]["arms"].as_array().unwrap();
+    let names: Vec<&str> = arms.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["random", "llm", "llm-no-evolution"]);
+    for arm in &arms[1..] {
+        assert_eq!(arm["proposer"], "llm", "{arm}");
+        // Every proposal cost one call of 150 tokens; the LLM's designs trained.
+        let proposals = arm["candidates"].as_u64().unwrap();
+        assert!(proposals >= 1, "{arm}");
+        assert_eq!(arm["tokens"].as_u64().unwrap(), 150 * proposals, "{arm}");
+        assert!(arm["campaigns"][0]["incumbent"].is_array(), "{arm}");
+    }
+    assert_eq!(arms[0]["tokens"], 0);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("| llm-no-evolution | llm |"), "{report}");
+    // The key is never written into the benchmark's files.
+    for file in ["report.md", "results.json", "suite.json"] {
+        let text = std::fs::read_to_string(out.join(file)).unwrap();
+        assert!(!text.contains("sk-test-secret"), "{file}");
+    }
+}
