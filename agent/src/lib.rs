@@ -24,4 +24,5 @@ pub mod propose;
 pub mod report;
 pub mod search;
 pub mod seeds;
+pub mod serve;
 pub mod text;

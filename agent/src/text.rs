@@ -86,6 +86,18 @@ pub fn minutes(s: f64) -> String {
     format!("{}m {:02}s", s / 60, s % 60)
 }
 
+/// A unified diff of two candidates' code, headed by their ids and names.
+pub fn unified_diff(a: &autoarch_archive::Candidate, b: &autoarch_archive::Candidate) -> String {
+    similar::TextDiff::from_lines(&a.code, &b.code)
+        .unified_diff()
+        .context_radius(3)
+        .header(
+            &format!("{} {}", a.id, a.name),
+            &format!("{} {}", b.id, b.name),
+        )
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

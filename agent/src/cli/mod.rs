@@ -13,6 +13,7 @@ mod report;
 mod review;
 mod run;
 mod seed;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +59,9 @@ enum Command {
     /// The discovery benchmark: the suite's arms at equal compute against the seeds and random
     /// sampling, scored by one final protocol; run it again to continue.
     Benchmark(benchmark::BenchmarkArgs),
+    /// The web dashboard of an archive (finished, or running: it follows the campaign's
+    /// snapshot), on http://127.0.0.1:8321/ by default.
+    Serve(serve::ServeArgs),
     /// A markdown summary of the campaign: best candidates, best versus seeds and random sampling.
     Report(report::ReportArgs),
     /// Trace architecture code and report its shapes, parameters, FLOPs and fingerprint.
@@ -144,6 +148,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args, cli.archive.as_deref()),
         Command::Init(args) => run::init(args),
         Command::Report(args) => report::report(args, dir),
+        Command::Serve(args) => serve::serve(args, dir),
         Command::Check(args) => check::check(&args),
         Command::Export(args) => match args.format {
             Some(format) => check::export(&args, format),

@@ -341,12 +341,5 @@ pub fn lineage(archive: &Archive, id: u64) -> autoarch_archive::Result<String> {
 
 /// A unified diff of two candidates' code.
 pub fn diff(a: &Candidate, b: &Candidate) -> String {
-    similar::TextDiff::from_lines(&a.code, &b.code)
-        .unified_diff()
-        .context_radius(3)
-        .header(
-            &format!("{} {}", a.id, a.name),
-            &format!("{} {}", b.id, b.name),
-        )
-        .to_string()
+    autoarch_agent::text::unified_diff(a, b)
 }

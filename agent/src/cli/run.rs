@@ -58,6 +58,10 @@ pub struct RunArgs {
     /// Training steps of the short budget (replaces `evaluation.steps` / `seconds`).
     #[arg(long)]
     pub steps: Option<u64>,
+    /// Serve the dashboard while the campaign runs, live (at 127.0.0.1:8321 without ADDR). It
+    /// stays up with the final results after the campaign ends, until Ctrl-C.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8321")]
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 /// The configuration `autoarch run` would use.
@@ -212,11 +216,17 @@ pub fn run(args: RunArgs, archive: Option<&Path>) -> anyhow::Result<ExitCode> {
         c.evaluation.workers,
         dir.join(LOG_FILE).display()
     );
-    let summary = run_interruptible(&campaign, campaign.run())??;
-    progress.finish();
     let custom_archive =
         archive.is_some() || campaign.config.archive != Path::new("autoarch-archive");
-    print_summary(&campaign.config, &summary, custom_archive);
+    let summary = match args.serve {
+        None => {
+            let summary = run_interruptible(&campaign, campaign.run())??;
+            progress.finish();
+            print_summary(&campaign.config, &summary, custom_archive);
+            summary
+        }
+        Some(addr) => run_serving(campaign, &progress, addr, custom_archive)?,
+    };
     if summary.stop.is_failure() {
         eprintln!("error: {}", summary.stop.describe());
     }
@@ -225,6 +235,63 @@ pub fn run(args: RunArgs, archive: Option<&Path>) -> anyhow::Result<ExitCode> {
         Stop::Interrupted => ExitCode::from(130),
         _ => ExitCode::FAILURE,
     })
+}
+
+/// Runs the campaign with its dashboard, then keeps the dashboard up until Ctrl-C (unless
+/// Ctrl-C stopped the campaign).
+fn run_serving(
+    mut campaign: Campaign,
+    progress: &Progress,
+    addr: std::net::SocketAddr,
+    custom_archive: bool,
+) -> anyhow::Result<RunSummary> {
+    use autoarch_agent::serve::{self, Dashboard};
+    let rt = super::runtime()?;
+    let listener = rt.block_on(super::serve::listen(addr))?;
+    // Events go to the progress display and to the dashboard.
+    let slot: Arc<std::sync::OnceLock<Arc<Dashboard>>> = Arc::default();
+    let (draw, to_dashboard) = (campaign.observer.clone(), Arc::clone(&slot));
+    campaign.observer = Arc::new(move |e| {
+        draw(e);
+        if let Some(d) = to_dashboard.get() {
+            d.observe(e);
+        }
+    });
+    let campaign = Arc::new(campaign);
+    let dash = Dashboard::live(Arc::clone(&campaign), super::serve::tracer()?)?;
+    let _ = slot.set(Arc::clone(&dash));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(serve::serve(listener, Arc::clone(&dash), async move {
+        let _ = stopped.await;
+    }));
+    let (interrupt, running) = (campaign.interrupt.clone(), Arc::clone(&campaign));
+    let summary = rt.block_on(async move {
+        let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("listening for Ctrl-C")?;
+        let first = tokio::spawn(async move {
+            if sigint.recv().await.is_some() {
+                interrupt.trigger();
+            }
+        });
+        let summary = running.run().await;
+        first.abort();
+        anyhow::Ok(summary)
+    })??;
+    progress.finish();
+    print_summary(&campaign.config, &summary, custom_archive);
+    dash.observe(&RunEvent::Note(format!(
+        "the campaign stopped: {}",
+        summary.stop.describe()
+    )));
+    if !matches!(summary.stop, Stop::Interrupted) {
+        eprintln!("the campaign stopped; the dashboard stays up with its results until Ctrl-C");
+        rt.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+    }
+    let _ = stop.send(());
+    let _ = rt.block_on(server);
+    Ok(summary)
 }
 
 /// Draws a run's events: a bar with news above it on a terminal, one line per event otherwise.
