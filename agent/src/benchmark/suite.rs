@@ -386,7 +386,7 @@ mod tests {
                 "`size_cap` must be at least 1",
             ),
             (
-                base.replace("max_compute_seconds = 600", "max_compute_seconds = -1"),
+                base.replace("max_compute_seconds = 240", "max_compute_seconds = -1"),
                 "`budget.max_compute_seconds` must be a positive number",
             ),
             (

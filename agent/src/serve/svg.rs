@@ -226,7 +226,7 @@ impl Chart {
             x1 - x0,
             y0 - y1
         );
-        let label = |a: &Axis, ticks: &[f64], t: f64| {
+        let tick = |a: &Axis, ticks: &[f64], t: f64| {
             if a.log || ticks.len() < 2 {
                 tick_label(t)
             } else {
@@ -240,7 +240,7 @@ impl Chart {
                 axes,
                 "<line class=\"grid\" x1=\"{px:.1}\" y1=\"{y1}\" x2=\"{px:.1}\" y2=\"{y0}\"/><text class=\"tick\" x=\"{px:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
                 y0 + 16.0,
-                label(&self.x, &xt, t)
+                tick(&self.x, &xt, t)
             );
         }
         let yt = self.y.ticks();
@@ -251,7 +251,7 @@ impl Chart {
                 "<line class=\"grid\" x1=\"{x0}\" y1=\"{py:.1}\" x2=\"{x1}\" y2=\"{py:.1}\"/><text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
                 x0 - 6.0,
                 py + 4.0,
-                label(&self.y, &yt, t)
+                tick(&self.y, &yt, t)
             );
         }
         let _ = writeln!(

@@ -403,6 +403,11 @@ async fn assets_carry_their_hash_and_revalidate() {
     let (dash, _) = dashboard(3);
     let html = get(&dash, "/").await.body;
     let start = html.find("/assets/").unwrap();
+    let start = start + html[start..].find("/assets/").unwrap();
+    let start = html[start..]
+        .find("style.css")
+        .map(|e| html[..start + e].rfind("/assets/").unwrap())
+        .unwrap();
     let url = &html[start..start + html[start..].find('"').unwrap()];
     assert!(url.ends_with("/style.css"), "{url}");
     let got = get(&dash, url).await;
