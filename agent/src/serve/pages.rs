@@ -156,6 +156,9 @@ async fn not_found() -> PageError {
 // ---------------------------------------------------------------- overview
 
 /// The best-so-far against minutes and against evaluation-seconds, each candidate a point.
+/// The most candidates a history plot draws as points.
+const MAX_POINTS: usize = 2000;
+
 fn history_plots(view: &View) -> (String, String) {
     let plot = |x_of: fn(&view::Point) -> f64, label: &str| {
         let h = &view.history;
@@ -163,7 +166,13 @@ fn history_plots(view: &View) -> (String, String) {
         let y = Axis::over(h.iter().map(|p| p.score), false, "short-budget score");
         let until = x.max;
         let mut c = Chart::new(640.0, 300.0, x, y);
-        for p in h {
+        // At most about MAX_POINTS points drawn: every one that raised the best, and an even
+        // sample of the rest (the line is drawn from all of them).
+        let every = h.len().div_ceil(MAX_POINTS).max(1);
+        for (i, p) in h.iter().enumerate() {
+            if i % every != 0 && p.score < p.best {
+                continue;
+            }
             let href = format!("/candidate/{}", p.id);
             let title = format!("#{} · score {:.4}", p.id, p.score);
             c.point(x_of(p), p.score, "pt", Some(&href), &title);
