@@ -268,6 +268,19 @@ async fn column(client: &Client, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// Clicks the score column's heading and waits for the table to be sorted `dir`.
+async fn sort_by_score(client: &Client, dir: &str) {
+    client
+        .find(Locator::Css("th a[data-sort=score]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let done = format!("return document.body.dataset.sort === 'score:{dir}'");
+    wait_for(client, &done, Duration::from_secs(10)).await;
+}
+
 #[tokio::test]
 async fn the_candidates_table_sorts_and_filters_in_place() {
     let Some(wd) = webdriver() else { return };
@@ -277,37 +290,13 @@ async fn the_candidates_table_sorts_and_filters_in_place() {
     client.goto(&format!("{base}/candidates")).await.unwrap();
     eval(&client, "window.marker = 'kept'; return true").await;
     let score = |v: &[String]| -> Vec<f64> { v.iter().filter_map(|s| s.parse().ok()).collect() };
-    client
-        .find(Locator::Css("th a[data-sort=score]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for(
-        &client,
-        "return document.body.dataset.sort === 'score:desc'",
-        Duration::from_secs(10),
-    )
-    .await;
+    sort_by_score(&client, "desc").await;
     let desc = score(&column(&client, 8).await);
     assert!(
         desc.len() > 10 && desc.windows(2).all(|w| w[0] >= w[1]),
         "{desc:?}"
     );
-    client
-        .find(Locator::Css("th a[data-sort=score]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for(
-        &client,
-        "return document.body.dataset.sort === 'score:asc'",
-        Duration::from_secs(10),
-    )
-    .await;
+    sort_by_score(&client, "asc").await;
     let asc = score(&column(&client, 8).await);
     assert!(asc.windows(2).all(|w| w[0] <= w[1]), "{asc:?}");
     // Filter: failed candidates only.

@@ -187,16 +187,28 @@ fn best_so_far(t: &TaskResult, axis: Axis) -> Result<String, Error> {
                 .label(label)
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], c));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 12))
-            .draw()?;
+        legend(&mut chart)?;
         root.present()?;
     }
     Ok(svg)
+}
+
+/// The legend, in the lower right.
+fn legend<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+) -> Result<(), Error>
+where
+    X: plotters::coord::ranged1d::Ranged,
+    Y: plotters::coord::ranged1d::Ranged,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 12))
+        .draw()?;
+    Ok(())
 }
 
 /// Every campaign's incumbent (final score at the search's budget) per arm, beside each seed
@@ -354,13 +366,7 @@ fn pareto(t: &TaskResult) -> Result<String, Error> {
             ))?
             .label("Pareto front")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 12))
-            .draw()?;
+        legend(&mut chart)?;
         root.present()?;
     }
     Ok(svg)
