@@ -337,13 +337,10 @@ async fn a_running_campaign_shows_new_results_on_the_open_overview() {
     let Some(wd) = webdriver() else { return };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
-        dir.path().join("seed.star"),
-        "# name: tiny linear\n# task: mqar\nD = 16\n\ndef model(tokens):\n    return linear(embedding(tokens, VOCAB, D), VOCAB)\n",
-    )
-    .unwrap();
-    std::fs::write(
         dir.path().join("campaign.toml"),
-        "name = \"live\"\nseeds = [\"seed.star\"]\n\n[task]\nname = \"mqar\"\nseq_len = 16\nvocab = 16\nkv_pairs = 2\nvalidation_size = 16\n\n[budget]\nmax_candidates = 40\n\n[evaluation]\nworkers = 1\nsteps = 30\nbatch_size = 8\nmemory_limit_mb = 1024\ntimeout_seconds = 120\npromote_fraction = 0.0\n",
+        // Library seeds with room to mutate and a budget the test never reaches: results keep
+        // coming until the test stops the campaign, however fast the machine.
+        "name = \"live\"\nseeds = [\"library:mlp_only\", \"library:transformer\"]\n\n[task]\nname = \"mqar\"\nseq_len = 16\nvocab = 16\nkv_pairs = 2\nvalidation_size = 16\n\n[budget]\nmax_candidates = 10000\n\n[evaluation]\nworkers = 1\nsteps = 40\nbatch_size = 8\nmemory_limit_mb = 1024\ntimeout_seconds = 120\npromote_fraction = 0.0\n",
     )
     .unwrap();
     let (run, base) = start(
