@@ -658,22 +658,30 @@ fn campaign_result(
             }
         }
     }
-    events.sort_by_key(|e| e.at);
-    let (mut compute, mut candidates, mut best) = (0.0, 0, f64::NEG_INFINITY);
-    for e in events {
-        compute += e.wall;
-        candidates += usize::from(e.proposal);
-        if let Some(s) = e.score.filter(|s| s.is_finite()) {
-            best = best.max(s);
-        }
-        r.curve.push(CurvePoint {
-            compute_seconds: compute,
-            candidates,
-            best: if best.is_finite() { best } else { f64::NAN },
-        });
-    }
+    r.curve = curve(events);
     r.search_score = ranking::best(archive)?.and_then(|l| l.summary.score());
     Ok(r)
+}
+
+/// The best-so-far curve of a campaign's events, in the order they happened.
+fn curve(mut events: Vec<Event>) -> Vec<CurvePoint> {
+    events.sort_by_key(|e| e.at);
+    let (mut compute, mut candidates, mut best) = (0.0, 0, f64::NEG_INFINITY);
+    events
+        .into_iter()
+        .map(|e| {
+            compute += e.wall;
+            candidates += usize::from(e.proposal);
+            if let Some(s) = e.score.filter(|s| s.is_finite()) {
+                best = best.max(s);
+            }
+            CurvePoint {
+                compute_seconds: compute,
+                candidates,
+                best: if best.is_finite() { best } else { f64::NAN },
+            }
+        })
+        .collect()
 }
 
 /// Everything the report says, from the campaigns' archives and the final runs.
