@@ -592,7 +592,7 @@ pub mod testing {
         async fn evaluate(
             &self,
             job: Job,
-            _limits: JobLimits,
+            limits: JobLimits,
             cancel: CancelFlag,
         ) -> Result<EvalResult, MachineError> {
             self.jobs
@@ -601,7 +601,16 @@ pub mod testing {
                 .push(job.clone());
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_running.fetch_max(now, Ordering::SeqCst);
-            let scripted = (self.script)(&job);
+            let mut scripted = (self.script)(&job);
+            // Past its timeout a job is stopped, as a worker stops it.
+            let timeout = limits.timeout.as_secs_f64();
+            if scripted.seconds > timeout {
+                scripted = Scripted::failed(
+                    Status::Timeout,
+                    &format!("the job did not finish within its {timeout:.1} s timeout"),
+                    timeout,
+                );
+            }
             let mut left = scripted.seconds;
             let mut cancelled = false;
             while left > 0.0 {

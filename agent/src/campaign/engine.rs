@@ -25,7 +25,7 @@ use tokio::time::{Instant, Interval};
 use super::admit::{admit, store_proposal, Admitted, Design, Stored};
 use super::context::{self, remember};
 use super::jobs::{self, evaluation_of, score_of, JobSpec};
-use super::state::{over_budget, Spent, State};
+use super::state::{compute_slack, over_budget, Spent, State};
 use super::{ranking, Campaign, Error, Result, RunEvent, RunSummary, Stop, RANDOM_TAG};
 use crate::machine::{CancelFlag, MachineError};
 use crate::propose::{
@@ -80,6 +80,14 @@ struct Counters {
     nothing_in_a_row: u32,
     /// Proposals in a row that gave nothing new: no proposal, or a duplicate.
     stale_in_a_row: u32,
+}
+
+/// What a running job may spend of the compute budget.
+#[derive(Clone, Copy, Debug)]
+struct Reservation {
+    seconds: f64,
+    /// Less than the job's own timeout: a timeout is the budget's end, not the candidate's.
+    cut: bool,
 }
 
 /// The strategy's view of the campaign: the archive's samplers and the loop's own records,
@@ -178,6 +186,9 @@ pub(super) struct Engine<'c> {
     queue: VecDeque<JobSpec>,
     running: JoinSet<(JobSpec, std::result::Result<EvalResult, MachineError>)>,
     running_since: BTreeMap<JobSpec, Instant>,
+    /// The evaluation-seconds each running job may still spend of the compute budget: charged
+    /// at dispatch, refunded to the real cost when the job ends.
+    reserved: BTreeMap<JobSpec, Reservation>,
     /// How often each job lost its worker mid-job.
     requeued: BTreeMap<JobSpec, u32>,
     proposing: Proposing,
@@ -227,6 +238,7 @@ impl<'c> Engine<'c> {
             queue: VecDeque::new(),
             running: JoinSet::new(),
             running_since: BTreeMap::new(),
+            reserved: BTreeMap::new(),
             requeued: BTreeMap::new(),
             proposing: JoinSet::new(),
             analysing: JoinSet::new(),
@@ -455,13 +467,22 @@ impl<'c> Engine<'c> {
         }))
     }
 
-    /// Starts queued jobs on free workers.
+    /// Starts queued jobs on free workers. Under a compute budget a job is charged its timeout
+    /// when it starts, and cut to what the budget has left, so the campaign's spend lands on
+    /// its budget whatever the jobs' lengths (none starts once the budget is spoken for).
     fn dispatch(&mut self) -> Result<()> {
         while self.running.len() < self.c.evaluator.capacity() {
-            let Some(spec) = self.queue.pop_front() else {
+            let Some(&spec) = self.queue.front() else {
                 break;
             };
-            let (job, limits) = jobs::job(&self.c.archive, &self.c.config, spec)?;
+            let (job, mut limits) = jobs::job(&self.c.archive, &self.c.config, spec)?;
+            if let Some(reservation) = self.reservation(limits.timeout.as_secs_f64()) {
+                limits.timeout = Duration::from_secs_f64(reservation.seconds);
+                self.reserved.insert(spec, reservation);
+            } else if self.compute_budget().is_some() {
+                break;
+            }
+            self.queue.pop_front();
             let evaluator = self.c.evaluator.clone();
             let cancel = self.cancel.clone();
             self.running.spawn(async move {
@@ -471,6 +492,31 @@ impl<'c> Engine<'c> {
             self.running_since.insert(spec, Instant::now());
         }
         Ok(())
+    }
+
+    /// The compute budget, where a campaign has one (the random baseline is outside it).
+    fn compute_budget(&self) -> Option<f64> {
+        self.c
+            .config
+            .budget
+            .max_compute_seconds
+            .filter(|_| self.is_campaign())
+    }
+
+    /// What a job with this timeout may spend of the compute budget: its timeout, or what is
+    /// left unreserved when that is less (the job is then cut at the end of the budget).
+    /// `None` without a compute budget, or when too little is left to start a job.
+    fn reservation(&self, timeout: f64) -> Option<Reservation> {
+        let budget = self.compute_budget()?;
+        let reserved: f64 = self.reserved.values().map(|r| r.seconds).sum();
+        let left = budget - self.spent.compute - reserved;
+        if left < compute_slack(budget) {
+            return None;
+        }
+        Some(Reservation {
+            seconds: left.min(timeout),
+            cut: left < timeout,
+        })
     }
 
     /// Whether the run wants more proposals than it has made and has in flight.
@@ -560,6 +606,7 @@ impl<'c> Engine<'c> {
                 .wrapping_mul(0xD1B5_4A32_D192_ED03),
             checker: Checker::new(self.c.tracer.clone(), self.trace_config()),
             known: self.known.clone(),
+            edits: selection.edits,
         })
     }
 
@@ -645,6 +692,7 @@ impl<'c> Engine<'c> {
         if let Some(t) = self.running_since.remove(&spec) {
             self.busy_run += t.elapsed().as_secs_f64();
         }
+        let reservation = self.reserved.remove(&spec);
         let r = match result {
             Err(MachineError::Lost { message, took_job }) => {
                 return self.requeue(spec, &message, took_job)
@@ -655,6 +703,9 @@ impl<'c> Engine<'c> {
                 return Ok(Some(Stop::Machine(e.explained())));
             }
             Ok(r) if r.status == Status::Cancelled => return Ok(None),
+            Ok(r) if r.status == Status::Timeout && reservation.is_some_and(|r| r.cut) => {
+                return self.cut_by_budget(spec, r.wall_seconds);
+            }
             Ok(r) => r,
         };
         let evaluation = evaluation_of(spec, &r);
@@ -695,6 +746,23 @@ impl<'c> Engine<'c> {
             self.short_result(spec.candidate, r.status, score)?;
         }
         self.best = ranking::update_best(&self.c.archive, self.best.take(), spec.candidate)?;
+        Ok(None)
+    }
+
+    /// A job stopped at the end of the compute budget: its time is spent (the campaign state
+    /// keeps it, as no evaluation record carries it), and nothing is stored against the
+    /// candidate, which stays owed.
+    fn cut_by_budget(&mut self, spec: JobSpec, seconds: f64) -> Result<Option<Stop>> {
+        self.spent.compute += seconds;
+        self.state.cut_seconds += seconds;
+        let line = format!(
+            "the job of #{} (fidelity {}, seed {}) was stopped after {seconds:.1} s at the end of the compute budget; nothing is stored against it",
+            spec.candidate, spec.fidelity, spec.seed
+        );
+        tracing::info!(candidate = spec.candidate, "{line}");
+        self.c.archive.log_event("budget", &line, Some(spec.candidate))?;
+        self.emit(RunEvent::Note(line));
+        self.save()?;
         Ok(None)
     }
 

@@ -30,6 +30,9 @@ pub struct State {
     pub other_dollars: f64,
     /// Proposals the random baseline has made (its own numbers, so a rerun draws new ones).
     pub baseline_proposals: u64,
+    /// Evaluation-seconds of jobs stopped at the end of the compute budget: spent, but carried
+    /// by no evaluation record.
+    pub cut_seconds: f64,
 }
 
 impl State {
@@ -72,6 +75,7 @@ impl Spent {
         let mut s = Spent {
             tokens: state.other_tokens,
             dollars: state.other_dollars,
+            compute: state.cut_seconds,
             ..Spent::default()
         };
         for listed in archive.list()? {
@@ -100,16 +104,25 @@ impl Spent {
     }
 }
 
+/// How close to its compute budget a campaign's spend must come to count as spent (no job
+/// starts with less left): 0.5% of the budget, at least a quarter of a second.
+pub fn compute_slack(budget: f64) -> f64 {
+    (budget * 0.005).max(0.25)
+}
+
 /// The first of the time, compute, token and dollar budgets that is spent, in words.
 pub fn over_budget(b: &BudgetConfig, elapsed: f64, spent: &Spent) -> Option<String> {
     let over = |limit: Option<f64>, used: f64| limit.is_some_and(|m| used >= m);
+    let compute_over = b
+        .max_compute_seconds
+        .is_some_and(|m| spent.compute + compute_slack(m) >= m);
     let limits = [
         (
             over(b.max_seconds, elapsed),
             format!("the time budget ({} s)", b.max_seconds.unwrap_or(0.0)),
         ),
         (
-            over(b.max_compute_seconds, spent.compute),
+            compute_over,
             format!(
                 "the compute budget ({} s of evaluation)",
                 b.max_compute_seconds.unwrap_or(0.0)
