@@ -104,6 +104,39 @@ pub struct ProposalContext {
     pub checker: Checker,
     /// The designs already archived.
     pub known: Known,
+    /// How many edits the mutation proposer makes (the strategy's choice).
+    pub edits: EditCount,
+}
+
+/// How many edits the mutation proposer applies to a parent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EditCount {
+    /// The proposer's own setting: 1 to `[proposer] max_edits`, uniformly.
+    Proposer,
+    /// A geometric number (1, 2, 3, … with mean `mean`), so that samples reach beyond a
+    /// seed's neighbours: random search's, which samples the space rather than searching it.
+    Geometric { mean: u32 },
+}
+
+impl EditCount {
+    /// Draws a number of edits; a geometric draw is capped at [`EditCount::MOST`].
+    pub fn draw(self, max_edits: u32, rng: &mut impl rand::Rng) -> u32 {
+        match self {
+            EditCount::Proposer => rng.random_range(1..=max_edits.max(1)),
+            EditCount::Geometric { mean } => {
+                // P(n) = (1 − p)^(n − 1) p with p = 1 / mean, for n ≥ 1.
+                let p = 1.0 / f64::from(mean.max(1));
+                let mut n = 1;
+                while n < EditCount::MOST && rng.random::<f64>() >= p {
+                    n += 1;
+                }
+                n
+            }
+        }
+    }
+
+    /// The most edits a geometric draw makes.
+    pub const MOST: u32 = 12;
 }
 
 /// Why a proposal has no usable code: a headline (one line) and the detail (diagnostics, the

@@ -82,6 +82,7 @@ impl Strategy for Autoarch {
             parent,
             inspirations: self.inspirations(population, parent, rng)?,
             blind: false,
+            edits: super::EditCount::Proposer,
         }))
     }
 

@@ -59,6 +59,7 @@ impl Strategy for Evolution {
             parent,
             inspirations: Vec::new(),
             blind: false,
+            edits: super::EditCount::Proposer,
         }))
     }
 

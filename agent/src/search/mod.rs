@@ -6,7 +6,8 @@
 //!
 //! - [`Autoarch`]: MAP-Elites cells, islands, tournaments; successive-halving promotion.
 //! - [`Evolution`]: regularized (aging) evolution, Real et al. 2019.
-//! - [`RandomSearch`]: a uniformly drawn seed, random edits, no scores.
+//! - [`RandomSearch`]: a uniformly drawn seed, a geometric number of random edits (mean 3),
+//!   no scores.
 //!
 //! Strategies and proposers are orthogonal: every proposer gets a [`Selection`] turned into a
 //! proposal context.
@@ -23,6 +24,7 @@ pub use evolution::Evolution;
 pub use random::RandomSearch;
 
 use crate::config::{CampaignConfig, StrategyChoice};
+pub use crate::propose::EditCount;
 
 /// What a strategy may know of the campaign. Every method but [`Population::seeds`] reveals
 /// results (scores or outcomes).
@@ -56,6 +58,8 @@ pub struct Selection {
     pub inspirations: Vec<CandidateId>,
     /// Show designs without their results, failures or insights (random search).
     pub blind: bool,
+    /// How many edits the mutation proposer makes of the parent.
+    pub edits: EditCount,
 }
 
 /// A search strategy.

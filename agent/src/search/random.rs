@@ -1,12 +1,17 @@
 //! Random search: every proposal starts from a seed drawn uniformly (whatever its results),
-//! with another uniformly drawn seed as crossover partner, and is shown blind — no scores,
-//! failures or insights. It never reads a result and never promotes. With the mutation
+//! with another uniformly drawn seed as crossover partner, takes a geometric number of edits
+//! of uniformly drawn kinds (mean 3, so that it samples the space rather than a seed's
+//! neighbours, and does not run out of new designs on a one-seed task), and is shown blind —
+//! no scores, failures or insights. It never reads a result and never promotes. With the mutation
 //! proposer this is the sampler of `autoarch report --random-baseline`.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Population, Result, Selection, Strategy};
+use super::{EditCount, Population, Result, Selection, Strategy};
+
+/// The mean number of edits of a random sample.
+pub const MEAN_EDITS: u32 = 3;
 
 pub struct RandomSearch;
 
@@ -39,6 +44,7 @@ impl Strategy for RandomSearch {
                 vec![partner]
             },
             blind: true,
+            edits: EditCount::Geometric { mean: MEAN_EDITS },
         }))
     }
 }

@@ -176,16 +176,16 @@ pub struct Mutated {
     pub kinds: Vec<EditKind>,
 }
 
-/// Applies 1..=`max_edits` random edits to `parent` (crossover may take blocks from `partner`).
+/// Applies `n` random edits to `parent` (crossover may take blocks from `partner`), fewer when
+/// no edit applies any more.
 pub fn mutate(
     parent_name: &str,
     parent: &str,
     task: TaskKind,
     partner: Option<&str>,
-    max_edits: u32,
+    n: u32,
     rng: &mut impl Rng,
 ) -> Option<Mutated> {
-    let n = rng.random_range(1..=max_edits.max(1));
     let mut code = parent.to_string();
     let mut applied = Vec::new();
     for _ in 0..n {
@@ -234,12 +234,13 @@ impl Proposer for MutationProposer {
         let mut rng = ChaCha8Rng::seed_from_u64(ctx.seed);
         let task = TaskKind::of(&ctx.task);
         let partner = ctx.inspirations.choose(&mut rng);
+        let n = ctx.edits.draw(self.max_edits, &mut rng);
         let m = mutate(
             &ctx.parent.candidate.name,
             &ctx.parent.candidate.code,
             task,
             partner.map(|p| p.candidate.code.as_str()),
-            self.max_edits,
+            n,
             &mut rng,
         )
         .ok_or_else(|| ProposeError::Nothing("no edit applies to the parent".into()))?;
@@ -289,7 +290,8 @@ mod tests {
             let partner = seeds[(i + 1) % seeds.len()].1;
             let mut current = (name.to_string(), code.to_string());
             for round in 0..rounds {
-                let Some(m) = mutate(&current.0, &current.1, kind, Some(partner), 2, &mut rng)
+                let n = rng.random_range(1..=2);
+                let Some(m) = mutate(&current.0, &current.1, kind, Some(partner), n, &mut rng)
                 else {
                     continue;
                 };
