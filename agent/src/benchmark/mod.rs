@@ -85,7 +85,7 @@ pub fn describe_plan(suite: &Suite) -> String {
         suite.evaluation.workers
     ));
     lines.push(format!(
-        "  final protocol: {} fresh seed(s) from {}{}; per task each seed and up to {swept} incumbents {}, and a random population of up to {} at the search's rate (identical designs are trained once)",
+        "  final protocol: {} fresh seed(s) from {}{}; per task each seed and up to {swept} incumbents {}, and a random population of up to {} the same way (identical designs are trained once)",
         f.seeds,
         f.first_seed,
         if f.long_factor > 0.0 {
@@ -370,9 +370,9 @@ pub fn final_seeds(suite: &Suite) -> Vec<u64> {
 }
 
 /// How the final protocol trains a task's designs: which runs each owes and what it scores.
-/// Seeds and incumbents are `swept` (trained at every rate of the sweep, scored at their best,
-/// and trained for the long budget at that rate); the random population trains at the search's
-/// rate, as it was sampled.
+/// Every design is `swept` (trained at every rate of the sweep, scored at its best, and
+/// trained for the long budget at that rate): seeds, incumbents and the random population
+/// alike, so that no arm's relative improvement comes from a rate the others were denied.
 pub struct Protocol<'a> {
     pub store: &'a Store,
     pub config: crate::config::CampaignConfig,
@@ -722,7 +722,7 @@ fn task_result(
     let random: Vec<DesignResult> = subjects
         .random
         .iter()
-        .map(|(s, p)| protocol.design(s, *p, false))
+        .map(|(s, p)| protocol.design(s, *p, true))
         .collect();
     let random_means: Vec<f64> = random
         .iter()

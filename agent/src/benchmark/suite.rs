@@ -101,10 +101,10 @@ pub struct FinalProtocol {
     pub long_factor: f64,
     /// Designs from the random arm's campaigns (in the order sampled) that give Acc_random.
     pub random_population: usize,
-    /// The learning rates every seed and incumbent is trained with at the search's budget;
-    /// each design is scored at its best by mean (and trained at that one for the long
-    /// budget), so that a "discovery" cannot be a learning-rate fix. Empty: the search's rate
-    /// only. The random population trains at the search's rate, as it was sampled.
+    /// The learning rates every design (seeds, incumbents and the random population alike) is
+    /// trained with at the search's budget; each is scored at its best by mean (and trained at
+    /// that one for the long budget), so that a "discovery" cannot be a learning-rate fix.
+    /// Empty: every design at the search's rate.
     pub learning_rates: Vec<f64>,
 }
 

@@ -287,7 +287,8 @@ fn final_protocol(suite: &Suite, out: &Path) -> anyhow::Result<bool> {
                     .map(|(x, _)| x)
                     .chain(s.incumbents.iter().flatten().flatten().map(|(_, x, _)| x))
                     .map(|x| (x, true));
-                let random = s.random.iter().map(|(x, _)| (x, false));
+                // One learning-rate rule for every design: the random population is swept too.
+                let random = s.random.iter().map(|(x, _)| (x, true));
                 for (subject, sweep) in swept.chain(random) {
                     for o in protocol.owed(subject, sweep) {
                         if !owed.iter().any(|p| p.key == o.key) {
