@@ -36,11 +36,12 @@ pub const LIBRARY: &[(&str, &str)] = &[
 ];
 
 /// The library seeds for `task`: those written for it (their `# task:` header), or for a task of
-/// the same form — the token seeds (written for `mqar`) also fit `charlm`, and the image seeds
-/// (written for `digits`) also fit `fashion`; they use the task's constants, not fixed sizes.
+/// the same form — the token seeds (written for `mqar`) also fit `charlm` and the MAD tasks (the
+/// same `[B, SEQ_LEN]` tokens in, `[B, SEQ_LEN, VOCAB]` out), and the image seeds (written for
+/// `digits`) also fit `fashion`; they use the task's constants, not fixed sizes.
 pub fn for_task(task: &str) -> Vec<(&'static str, &'static str)> {
     let family = match task {
-        "charlm" => "mqar",
+        "charlm" | "fuzzy_recall" | "noisy_recall" | "selective_copy" | "memorization" => "mqar",
         "fashion" => "digits",
         other => other,
     };
@@ -291,6 +292,14 @@ mod tests {
         assert_eq!(on_disk, embedded);
         assert!(for_task("mqar").len() >= 5);
         assert_eq!(for_task("charlm"), for_task("mqar"));
+        for mad in [
+            "fuzzy_recall",
+            "noisy_recall",
+            "selective_copy",
+            "memorization",
+        ] {
+            assert_eq!(for_task(mad), for_task("mqar"), "{mad}");
+        }
         assert_eq!(for_task("fashion"), for_task("digits"));
         assert!(for_task("custom").is_empty());
     }

@@ -1,6 +1,6 @@
-//! Task data, deterministic from a seed: generators (MQAR), and readers for text (charlm), the 8×8
-//! digits CSV and Fashion-MNIST IDX files. Plain vectors here; the training code turns batches into
-//! tensors.
+//! Task data, deterministic from a seed: the [`TokenTask`] generators (MQAR here, the MAD tasks in
+//! [`crate::mad`]), and readers for text (charlm), the 8×8 digits CSV and Fashion-MNIST IDX files.
+//! Plain vectors here; the training code turns batches into tensors.
 //!
 //! Targets use [`IGNORE`] for positions that carry no loss.
 
@@ -23,6 +23,47 @@ pub struct TokenBatch {
     pub seq_len: usize,
     pub tokens: Vec<i64>,
     pub targets: Vec<i64>,
+}
+
+/// A sequence task generated in code: fresh examples from any rng (each training step draws its
+/// own), a validation set fixed by the campaign's seed, and targets only where the task asks
+/// something ([`IGNORE`] elsewhere). Inputs are `seq_len` token ids below `vocab`; the model
+/// returns `[B, seq_len, vocab]` logits.
+pub trait TokenTask {
+    fn seq_len(&self) -> usize;
+    fn vocab(&self) -> usize;
+    /// Refuses impossible settings with a message that names the option to change.
+    fn validate(&self) -> Result<(), TaskError>;
+    /// One sequence: (tokens, targets), `seq_len` each.
+    fn example(&self, rng: &mut ChaCha8Rng) -> (Vec<i64>, Vec<i64>);
+    /// The accuracy of a guess that knows which tokens can be targets but nothing else: one over
+    /// the number of them.
+    fn chance(&self) -> f64;
+
+    /// A batch of fresh examples.
+    fn batch(&self, rng: &mut ChaCha8Rng, batch: usize) -> TokenBatch {
+        let seq_len = self.seq_len();
+        let mut tokens = Vec::with_capacity(batch * seq_len);
+        let mut targets = Vec::with_capacity(batch * seq_len);
+        for _ in 0..batch {
+            let (t, y) = self.example(rng);
+            debug_assert_eq!((t.len(), y.len()), (seq_len, seq_len));
+            tokens.extend(t);
+            targets.extend(y);
+        }
+        TokenBatch {
+            batch,
+            seq_len,
+            tokens,
+            targets,
+        }
+    }
+
+    /// The fixed validation set: the same for every candidate of a campaign with this seed.
+    fn validation(&self, seed: u64, size: usize) -> TokenBatch {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_da7a);
+        self.batch(&mut rng, size)
+    }
 }
 
 /// Multi-query associative recall (Arora et al. 2023, Zoology).
@@ -51,30 +92,52 @@ impl Default for Mqar {
 /// Zoology's exponent for the gap distribution: p(gap) ∝ alpha · gap^(alpha − 1).
 const POWER_LAW_ALPHA: f64 = 0.01;
 
-impl Mqar {
-    pub fn validate(&self) -> Result<(), TaskError> {
-        let keys = self.vocab / 2;
-        if self.kv_pairs == 0 || self.kv_pairs >= keys {
+impl TokenTask for Mqar {
+    fn seq_len(&self) -> usize {
+        self.seq_len
+    }
+
+    fn vocab(&self) -> usize {
+        self.vocab
+    }
+
+    fn validate(&self) -> Result<(), TaskError> {
+        if self.vocab < 4 {
             return Err(TaskError::Options(format!(
-                "mqar: kv_pairs must be between 1 and {} for a vocabulary of {}",
-                keys.saturating_sub(1),
+                "mqar: vocab {} is too small; keys and values need at least 4 tokens",
                 self.vocab
             )));
         }
-        let context = 2 * self.kv_pairs;
-        if self.seq_len < context + 2 * self.kv_pairs {
+        let keys = self.vocab / 2 - 1;
+        if self.kv_pairs == 0 || self.kv_pairs > keys {
             return Err(TaskError::Options(format!(
-                "mqar: a sequence of {} cannot hold {} key-value pairs and their queries (needs {})",
-                self.seq_len,
-                self.kv_pairs,
-                4 * self.kv_pairs
+                "mqar: kv_pairs must be between 1 and {keys} for a vocab of {} (its distinct keys), not {}",
+                self.vocab, self.kv_pairs
+            )));
+        }
+        let needs = 4 * self.kv_pairs;
+        if self.seq_len < needs {
+            return Err(TaskError::Options(format!(
+                "mqar: seq_len {} cannot hold {} key-value pairs and their queries (needs at least {needs}); raise seq_len or lower kv_pairs",
+                self.seq_len, self.kv_pairs
             )));
         }
         Ok(())
     }
 
+    fn example(&self, rng: &mut ChaCha8Rng) -> (Vec<i64>, Vec<i64>) {
+        self.draw(rng)
+    }
+
+    /// One over the number of values (the upper half of the vocabulary): Zoology's 2/vocab.
+    fn chance(&self) -> f64 {
+        1.0 / (self.vocab - self.vocab / 2) as f64
+    }
+}
+
+impl Mqar {
     /// One sequence: (tokens, targets).
-    fn example(&self, rng: &mut impl Rng) -> (Vec<i64>, Vec<i64>) {
+    fn draw(&self, rng: &mut impl Rng) -> (Vec<i64>, Vec<i64>) {
         let half = self.vocab / 2;
         let context = 2 * self.kv_pairs;
         // Distinct keys from [1, half) (0 is never a key), values from [half, vocab).
@@ -90,18 +153,7 @@ impl Mqar {
             tokens[2 * i] = *k;
             tokens[2 * i + 1] = *v;
         }
-        // Query slots are the even offsets of the remaining positions.
-        let space = (self.seq_len - context) / 2;
-        let gaps = weighted_sample_without_replacement(rng, space, self.kv_pairs);
-        let mut order: Vec<usize> = (0..self.kv_pairs).collect();
-        order.shuffle(rng);
-        let mut is_query = vec![false; self.seq_len];
-        for (gap, &pair) in gaps.iter().zip(&order) {
-            let pos = context + 2 * gap;
-            tokens[pos] = keys[pair];
-            targets[pos] = values[pair];
-            is_query[pos] = true;
-        }
+        let is_query = place_queries(rng, &mut tokens, &mut targets, context, keys, &values);
         // Everything else is noise that the model must learn to ignore.
         for (pos, t) in tokens.iter_mut().enumerate().skip(context) {
             if !is_query[pos] {
@@ -110,29 +162,31 @@ impl Mqar {
         }
         (tokens, targets)
     }
+}
 
-    /// A batch of fresh examples.
-    pub fn batch(&self, rng: &mut impl Rng, batch: usize) -> TokenBatch {
-        let mut tokens = Vec::with_capacity(batch * self.seq_len);
-        let mut targets = Vec::with_capacity(batch * self.seq_len);
-        for _ in 0..batch {
-            let (t, y) = self.example(rng);
-            tokens.extend(t);
-            targets.extend(y);
-        }
-        TokenBatch {
-            batch,
-            seq_len: self.seq_len,
-            tokens,
-            targets,
-        }
+/// Queries every key once after the first `context` positions, at even offsets from there with
+/// Zoology's power-law preference for short gaps: the query holds the key and its target is the
+/// value. Returns which positions are queries.
+pub(crate) fn place_queries(
+    rng: &mut impl Rng,
+    tokens: &mut [i64],
+    targets: &mut [i64],
+    context: usize,
+    keys: &[i64],
+    values: &[i64],
+) -> Vec<bool> {
+    let space = (tokens.len() - context) / 2;
+    let gaps = weighted_sample_without_replacement(rng, space, keys.len());
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.shuffle(rng);
+    let mut is_query = vec![false; tokens.len()];
+    for (gap, &pair) in gaps.iter().zip(&order) {
+        let pos = context + 2 * gap;
+        tokens[pos] = keys[pair];
+        targets[pos] = values[pair];
+        is_query[pos] = true;
     }
-
-    /// The fixed validation set: the same for every candidate of a campaign with this seed.
-    pub fn validation(&self, seed: u64, size: usize) -> TokenBatch {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_da7a);
-        self.batch(&mut rng, size)
-    }
+    is_query
 }
 
 /// `k` distinct indices in `0..n`, index `g` drawn with weight ∝ (g + 1)^(alpha − 1).

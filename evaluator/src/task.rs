@@ -2,10 +2,34 @@
 //! [`TaskShape`], which tracing binds), a loss, metrics, and a train/validation split, all
 //! deterministic from a seed.
 //!
-//! - `mqar`: generated in code (the embedded default, no files);
-//! - `charlm`: next-character prediction on a text file;
-//! - `digits` / `fashion`: images from the scikit-learn CSV or Fashion-MNIST IDX files;
-//! - `custom`: `.npy` or safetensors tensors described by a task TOML.
+//! Generated in code (no files; fresh examples every training step, a validation set of 256
+//! fixed by the seed; `[B, seq_len]` token ids in, `[B, seq_len, vocab]` logits out; loss and
+//! accuracy only at the positions that ask something; the score is that accuracy):
+//!
+//! - `mqar`: multi-query associative recall (Zoology; MAD's in-context recall). Options
+//!   `seq_len` 64, `vocab` 256, `kv_pairs` 8 (the defaults). MAD's harder settings are more
+//!   `kv_pairs` and a longer `seq_len`. Chance 2/vocab.
+//! - `fuzzy_recall`: recall of values by keys that are motifs of 1 to `motif` tokens (MAD). Options
+//!   `seq_len` 64, `vocab` 32, `kv_pairs` 4, `motif` 3. Chance 2/vocab.
+//! - `noisy_recall`: `mqar` with noise tokens from a separate half of the vocabulary mixed into the
+//!   key-value section (MAD). Options `seq_len` 32, `vocab` 64, `kv_pairs` 4, `noise` 0.2 (the
+//!   share of noise in that section). Chance 4/vocab.
+//! - `selective_copy`: copy `copy` content tokens scattered among blanks, in order (MAD). Options
+//!   `seq_len` 32, `vocab` 16, `copy` 8. Chance 1/(vocab − 2).
+//! - `memorization`: a fixed map from keys of `motif` tokens to values, learnt into the weights
+//!   (MAD). Options `seq_len` 32, `vocab` 32, `motif` 2, `map_seed` 0 (the map's seed; the run's
+//!   seed only draws the keys). Chance 2/vocab.
+//!
+//! [`crate::mad`] describes the MAD tasks, their citation and how they are scaled down from MAD's
+//! settings. Every generated task's ceiling is an accuracy of 1 ([`reference_scores`]).
+//!
+//! Read from files:
+//!
+//! - `charlm`: next-character prediction on a text file (`data`, `seq_len`);
+//! - `digits` / `fashion`: images from the scikit-learn CSV or Fashion-MNIST IDX files (`data`);
+//! - `custom`: `.npy` or safetensors tensors described by a task TOML (`data`).
+//!
+//! Every task takes `validation_size`; an option a task does not use is refused by name.
 
 use std::path::{Path, PathBuf};
 
@@ -15,8 +39,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::custom::Custom;
-use crate::data::{self, CharCorpus, Images, Mqar, TokenBatch, CHAR_VOCAB, IGNORE};
+use crate::data::{self, CharCorpus, Images, Mqar, TokenBatch, TokenTask, CHAR_VOCAB, IGNORE};
 use crate::error::TaskError;
+use crate::mad::{FuzzyRecall, Memorization, NoisyRecall, SelectiveCopy};
 
 /// The task part of a job or a campaign config. Options a task does not use are refused.
 #[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
@@ -32,6 +57,19 @@ pub struct TaskConfig {
     pub vocab: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kv_pairs: Option<usize>,
+    /// The share of noise tokens in the key-value section (noisy_recall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<f64>,
+    /// The number of tokens to copy (selective_copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<usize>,
+    /// The longest key or value motif (fuzzy_recall), or the length of a key (memorization), in
+    /// tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub motif: Option<usize>,
+    /// The seed of the fixed key→value map (memorization); the run's seed does not change it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_seed: Option<u64>,
     /// Validation examples (or windows) to score on; each task has a default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_size: Option<usize>,
@@ -46,8 +84,205 @@ impl TaskConfig {
     }
 }
 
+/// A task option that only some tasks use (every task takes `validation_size`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TaskOption {
+    Data,
+    SeqLen,
+    Vocab,
+    KvPairs,
+    Noise,
+    Copy,
+    Motif,
+    MapSeed,
+}
+
+impl TaskOption {
+    pub const ALL: [TaskOption; 8] = [
+        TaskOption::Data,
+        TaskOption::SeqLen,
+        TaskOption::Vocab,
+        TaskOption::KvPairs,
+        TaskOption::Noise,
+        TaskOption::Copy,
+        TaskOption::Motif,
+        TaskOption::MapSeed,
+    ];
+
+    /// The option's key, as a task config writes it.
+    pub fn key(self) -> &'static str {
+        match self {
+            TaskOption::Data => "data",
+            TaskOption::SeqLen => "seq_len",
+            TaskOption::Vocab => "vocab",
+            TaskOption::KvPairs => "kv_pairs",
+            TaskOption::Noise => "noise",
+            TaskOption::Copy => "copy",
+            TaskOption::Motif => "motif",
+            TaskOption::MapSeed => "map_seed",
+        }
+    }
+
+    /// Whether `config` sets the option.
+    pub fn is_set(self, config: &TaskConfig) -> bool {
+        match self {
+            TaskOption::Data => config.data.is_some(),
+            TaskOption::SeqLen => config.seq_len.is_some(),
+            TaskOption::Vocab => config.vocab.is_some(),
+            TaskOption::KvPairs => config.kv_pairs.is_some(),
+            TaskOption::Noise => config.noise.is_some(),
+            TaskOption::Copy => config.copy.is_some(),
+            TaskOption::Motif => config.motif.is_some(),
+            TaskOption::MapSeed => config.map_seed.is_some(),
+        }
+    }
+}
+
+/// Refuses the first option `config` sets that is not among `used`, naming it and the ones the
+/// task takes.
+fn refuse_unused(config: &TaskConfig, used: &[TaskOption]) -> Result<(), TaskError> {
+    let Some(unused) = TaskOption::ALL
+        .into_iter()
+        .find(|o| o.is_set(config) && !used.contains(o))
+    else {
+        return Ok(());
+    };
+    let mut takes: Vec<&str> = used.iter().map(|o| o.key()).collect();
+    takes.push("validation_size");
+    Err(TaskError::Options(format!(
+        "task {}: option {} does not apply (it takes {})",
+        config.name,
+        unused.key(),
+        takes.join(", ")
+    )))
+}
+
+/// The tasks generated in code, each a [`TokenTask`].
+#[derive(Clone, PartialEq, Debug)]
+pub enum Generator {
+    Mqar(Mqar),
+    FuzzyRecall(FuzzyRecall),
+    NoisyRecall(NoisyRecall),
+    SelectiveCopy(SelectiveCopy),
+    Memorization(Memorization),
+}
+
+impl Generator {
+    /// The generated task `config` names, its options applied over the defaults and checked;
+    /// `None` when the name is no generated task.
+    pub fn from_config(config: &TaskConfig) -> Option<Result<Generator, TaskError>> {
+        let (generator, used) = Generator::named(config)?;
+        Some(
+            refuse_unused(config, used)
+                .and_then(|()| generator.task().validate())
+                .map(|()| generator),
+        )
+    }
+
+    /// The generator with `config`'s options over the defaults, and the options it uses.
+    fn named(c: &TaskConfig) -> Option<(Generator, &'static [TaskOption])> {
+        use TaskOption::{Copy, KvPairs, MapSeed, Motif, Noise, SeqLen, Vocab};
+        Some(match c.name.as_str() {
+            "mqar" => {
+                let d = Mqar::default();
+                let g = Generator::Mqar(Mqar {
+                    seq_len: c.seq_len.unwrap_or(d.seq_len),
+                    vocab: c.vocab.unwrap_or(d.vocab),
+                    kv_pairs: c.kv_pairs.unwrap_or(d.kv_pairs),
+                });
+                (g, &[SeqLen, Vocab, KvPairs])
+            }
+            "fuzzy_recall" => {
+                let d = FuzzyRecall::default();
+                let g = Generator::FuzzyRecall(FuzzyRecall {
+                    seq_len: c.seq_len.unwrap_or(d.seq_len),
+                    vocab: c.vocab.unwrap_or(d.vocab),
+                    kv_pairs: c.kv_pairs.unwrap_or(d.kv_pairs),
+                    motif: c.motif.unwrap_or(d.motif),
+                });
+                (g, &[SeqLen, Vocab, KvPairs, Motif])
+            }
+            "noisy_recall" => {
+                let d = NoisyRecall::default();
+                let g = Generator::NoisyRecall(NoisyRecall {
+                    seq_len: c.seq_len.unwrap_or(d.seq_len),
+                    vocab: c.vocab.unwrap_or(d.vocab),
+                    kv_pairs: c.kv_pairs.unwrap_or(d.kv_pairs),
+                    noise: c.noise.unwrap_or(d.noise),
+                });
+                (g, &[SeqLen, Vocab, KvPairs, Noise])
+            }
+            "selective_copy" => {
+                let d = SelectiveCopy::default();
+                let g = Generator::SelectiveCopy(SelectiveCopy {
+                    seq_len: c.seq_len.unwrap_or(d.seq_len),
+                    vocab: c.vocab.unwrap_or(d.vocab),
+                    copy: c.copy.unwrap_or(d.copy),
+                });
+                (g, &[SeqLen, Vocab, Copy])
+            }
+            "memorization" => {
+                let d = Memorization::default();
+                let g = Generator::Memorization(Memorization::new(
+                    c.seq_len.unwrap_or(d.seq_len()),
+                    c.vocab.unwrap_or(d.vocab()),
+                    c.motif.unwrap_or(d.motif()),
+                    c.map_seed.unwrap_or(d.map_seed()),
+                ));
+                (g, &[SeqLen, Vocab, Motif, MapSeed])
+            }
+            _ => return None,
+        })
+    }
+
+    /// The generator as a [`TokenTask`].
+    pub fn task(&self) -> &dyn TokenTask {
+        match self {
+            Generator::Mqar(g) => g,
+            Generator::FuzzyRecall(g) => g,
+            Generator::NoisyRecall(g) => g,
+            Generator::SelectiveCopy(g) => g,
+            Generator::Memorization(g) => g,
+        }
+    }
+}
+
+/// The scores that place a task's score: what guessing reaches, and the best possible.
+#[derive(Clone, Copy, PartialEq, Debug, Serialize)]
+pub struct Reference {
+    pub chance: f64,
+    pub ceiling: f64,
+}
+
+/// The chance and ceiling of a task whose score is an accuracy: one over the number of tokens a
+/// target can be for the generated tasks (2/vocab for `mqar`), 1/10 for the images, and 1 as the
+/// ceiling. `None` for tasks scored otherwise (`charlm`'s bits per character, `custom`) and for
+/// settings the task refuses.
+pub fn reference_scores(config: &TaskConfig) -> Option<Reference> {
+    match config.name.as_str() {
+        "digits" | "fashion" => Some(Reference {
+            chance: 0.1,
+            ceiling: 1.0,
+        }),
+        _ => Generator::from_config(config)?.ok().map(|g| Reference {
+            chance: g.task().chance(),
+            ceiling: 1.0,
+        }),
+    }
+}
+
 /// The task names `autoarch eval --task` accepts.
-pub const TASK_NAMES: &[&str] = &["mqar", "charlm", "digits", "fashion", "custom"];
+pub const TASK_NAMES: &[&str] = &[
+    "mqar",
+    "fuzzy_recall",
+    "noisy_recall",
+    "selective_copy",
+    "memorization",
+    "charlm",
+    "digits",
+    "fashion",
+    "custom",
+];
 
 /// How the loss is computed from the model output and the targets.
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -126,8 +361,8 @@ impl Table {
 
 #[derive(Clone, Debug)]
 enum Source {
-    Mqar {
-        mqar: Mqar,
+    Generated {
+        generator: Generator,
         validation: TokenBatch,
     },
     Chars {
@@ -204,18 +439,6 @@ fn data_path(config: &TaskConfig) -> Result<PathBuf, TaskError> {
         })
 }
 
-fn refuse(config: &TaskConfig, unused: &[(&str, bool)]) -> Result<(), TaskError> {
-    for (key, set) in unused {
-        if *set {
-            return Err(TaskError::Options(format!(
-                "task {}: option {key} does not apply",
-                config.name
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Finds the first existing file among names, with or without `.gz`.
 fn find_file(dir: &Path, names: &[&str]) -> Result<PathBuf, TaskError> {
     for name in names {
@@ -236,10 +459,10 @@ impl Task {
     /// Loads (or generates) the task's data. Validation sets are fixed by `seed`.
     pub fn load(config: &TaskConfig, seed: u64) -> Result<Task, TaskError> {
         match config.name.as_str() {
-            "mqar" => Task::mqar(config, seed),
             "charlm" => Task::charlm(config),
             "digits" | "fashion" => Task::images(config, seed),
             "custom" => {
+                refuse_unused(config, &[TaskOption::Data])?;
                 let path = config.data.clone().ok_or_else(|| {
                     TaskError::Options(
                         "task custom needs --data TASK.toml (see README: custom tasks)".into(),
@@ -247,50 +470,44 @@ impl Task {
                 })?;
                 Task::from_custom(crate::custom::load(&path)?, seed)
             }
-            other => Err(TaskError::Options(format!(
-                "unknown task {other:?}; tasks are {}",
-                TASK_NAMES.join(", ")
-            ))),
+            _ => match Generator::from_config(config) {
+                Some(generator) => Task::generated(config, generator?, seed),
+                None => Err(TaskError::Options(format!(
+                    "unknown task {:?}; tasks are {}",
+                    config.name,
+                    TASK_NAMES.join(", ")
+                ))),
+            },
         }
     }
 
-    /// Multi-query associative recall, generated from `seed`.
-    fn mqar(config: &TaskConfig, seed: u64) -> Result<Task, TaskError> {
-        refuse(config, &[("data", config.data.is_some())])?;
-        let d = Mqar::default();
-        let mqar = Mqar {
-            seq_len: config.seq_len.unwrap_or(d.seq_len),
-            vocab: config.vocab.unwrap_or(d.vocab),
-            kv_pairs: config.kv_pairs.unwrap_or(d.kv_pairs),
-        };
-        mqar.validate()?;
-        let validation = mqar.validation(seed, config.validation_size.unwrap_or(256));
+    /// A task generated in code, its validation set drawn from `seed`.
+    fn generated(config: &TaskConfig, generator: Generator, seed: u64) -> Result<Task, TaskError> {
+        let g = generator.task();
+        let validation = g.validation(seed, config.validation_size.unwrap_or(256));
+        let description =
+            TaskShape::by_name(&config.name).map_or_else(|| config.name.clone(), |t| t.description);
         let shape = TaskShape::sequence(
-            "mqar",
-            "multi-query associative recall (Zoology): key-value pairs, then queries; predict each queried value",
-            mqar.seq_len as u64,
-            mqar.vocab as u64,
+            &config.name,
+            &description,
+            g.seq_len() as u64,
+            g.vocab() as u64,
         );
         Ok(Task {
-            name: "mqar".into(),
+            name: config.name.clone(),
             shape,
-            loss: Loss::CrossEntropy {
-                classes: mqar.vocab,
+            loss: Loss::CrossEntropy { classes: g.vocab() },
+            vocab: Some(g.vocab() as u64),
+            source: Source::Generated {
+                generator,
+                validation,
             },
-            vocab: Some(mqar.vocab as u64),
-            source: Source::Mqar { mqar, validation },
         })
     }
 
     /// Next-character prediction on a text file.
     fn charlm(config: &TaskConfig) -> Result<Task, TaskError> {
-        refuse(
-            config,
-            &[
-                ("vocab", config.vocab.is_some()),
-                ("kv_pairs", config.kv_pairs.is_some()),
-            ],
-        )?;
+        refuse_unused(config, &[TaskOption::Data, TaskOption::SeqLen])?;
         let path = data_path(config)?;
         let text = std::fs::read_to_string(&path).map_err(|e| data::read_error(&path, e))?;
         let corpus = CharCorpus::from_text(&text, 0.1)?;
@@ -324,14 +541,7 @@ impl Task {
 
     /// 8×8 digits or Fashion-MNIST images.
     fn images(config: &TaskConfig, seed: u64) -> Result<Task, TaskError> {
-        refuse(
-            config,
-            &[
-                ("seq_len", config.seq_len.is_some()),
-                ("vocab", config.vocab.is_some()),
-                ("kv_pairs", config.kv_pairs.is_some()),
-            ],
-        )?;
+        refuse_unused(config, &[TaskOption::Data])?;
         let path = data_path(config)?;
         let (train, validation) = if config.name == "digits" {
             let file = if path.is_dir() {
@@ -521,7 +731,7 @@ impl Task {
     /// A fresh training batch.
     pub fn train_batch(&self, rng: &mut ChaCha8Rng, size: usize) -> Batch {
         match &self.source {
-            Source::Mqar { mqar, .. } => token_batch(mqar.batch(rng, size)),
+            Source::Generated { generator, .. } => token_batch(generator.task().batch(rng, size)),
             Source::Chars {
                 corpus, seq_len, ..
             } => token_batch(corpus.batch(rng, size, *seq_len)),
@@ -538,7 +748,7 @@ impl Task {
     pub fn validation_batches(&self, size: usize) -> Vec<Batch> {
         let size = size.max(1);
         match &self.source {
-            Source::Mqar { validation, .. } | Source::Chars { validation, .. } => {
+            Source::Generated { validation, .. } | Source::Chars { validation, .. } => {
                 let per = validation.seq_len;
                 (0..validation.batch)
                     .step_by(size)
@@ -567,7 +777,9 @@ impl Task {
     /// The number of validation samples.
     pub fn validation_size(&self) -> usize {
         match &self.source {
-            Source::Mqar { validation, .. } | Source::Chars { validation, .. } => validation.batch,
+            Source::Generated { validation, .. } | Source::Chars { validation, .. } => {
+                validation.batch
+            }
             Source::Table { validation, .. } => validation.count,
         }
     }

@@ -3,11 +3,14 @@
 
 use std::path::Path;
 
+use autoarch_evaluator::task::TASK_NAMES;
 use autoarch_evaluator::{
-    run_job, Job, MachineError, Status, Task, TaskConfig, TaskError, TrainConfig,
+    reference_scores, run_job, Job, MachineError, Reference, Status, Task, TaskConfig, TaskError,
+    TrainConfig,
 };
-use autoarch_sandbox::Limits;
+use autoarch_sandbox::{Limits, TaskShape, TraceConfig};
 use npyz::WriterBuilder;
+use rand::SeedableRng;
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 
@@ -319,4 +322,208 @@ fn missing_data_is_a_failure_of_the_machine_not_an_outcome_of_the_candidate() {
     assert!(Task::load(&task, 0).is_ok());
     std::fs::remove_file(&gone).expect("remove");
     assert!(matches!(Task::load(&task, 0), Err(TaskError::Missing(_))));
+}
+
+/// The tasks generated in code.
+const GENERATED: [&str; 5] = [
+    "mqar",
+    "fuzzy_recall",
+    "noisy_recall",
+    "selective_copy",
+    "memorization",
+];
+
+#[test]
+fn generated_tasks_load_with_their_built_in_shapes_and_ask_only_some_positions() {
+    for name in GENERATED {
+        assert!(TASK_NAMES.contains(&name), "{name}");
+        let task = Task::load(&TaskConfig::named(name), 0).expect("the defaults are valid");
+        assert_eq!(
+            Some(&task.shape),
+            TaskShape::by_name(name).as_ref(),
+            "{name}"
+        );
+        assert_eq!(task.validation_size(), 256);
+        let vocab = task.vocab.expect("token input") as i64;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let batch = task.train_batch(&mut rng, 8);
+        assert!(batch.ints.iter().all(|t| (0..vocab).contains(t)), "{name}");
+        let asked = batch.int_targets.iter().filter(|&&t| t != -1).count();
+        assert!(asked > 0, "{name} asks something");
+        assert!(
+            batch
+                .int_targets
+                .iter()
+                .all(|&t| t == -1 || (0..vocab).contains(&t)),
+            "{name}"
+        );
+        assert!(
+            asked <= batch.int_targets.len() / 2,
+            "{name} asks only some positions"
+        );
+        let v = task.validation_batches(100);
+        assert_eq!(v.iter().map(|b| b.size).collect::<Vec<_>>(), [100, 100, 56]);
+        assert_eq!(
+            v,
+            Task::load(&TaskConfig::named(name), 0)
+                .unwrap()
+                .validation_batches(100)
+        );
+        assert_ne!(
+            v,
+            Task::load(&TaskConfig::named(name), 1)
+                .unwrap()
+                .validation_batches(100)
+        );
+    }
+}
+
+#[test]
+fn the_library_sequence_seeds_trace_on_every_generated_task() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds");
+    let seeds = [
+        "transformer.star",
+        "shift_attention.star",
+        "mlp_only.star",
+        "long_conv.star",
+    ];
+    for name in GENERATED {
+        let shape = Task::load(&TaskConfig::named(name), 0).unwrap().shape;
+        for file in seeds {
+            let code = std::fs::read_to_string(dir.join(file)).expect("seed file");
+            let out = autoarch_sandbox::trace(&code, &TraceConfig::new(shape.clone()));
+            let traced = out
+                .traced()
+                .unwrap_or_else(|| panic!("{file} on {name}: {:?}", out.diagnostics()));
+            assert_eq!(traced.stats.output_shape, shape.output, "{file} on {name}");
+        }
+    }
+}
+
+#[test]
+fn mqar_takes_harder_settings_and_says_which_option_is_impossible() {
+    let hard = TaskConfig {
+        seq_len: Some(64),
+        vocab: Some(64),
+        kv_pairs: Some(8),
+        ..TaskConfig::named("mqar")
+    };
+    let task = Task::load(&hard, 0).expect("64 positions hold 8 pairs");
+    assert_eq!(task.shape.output.to_string(), "[B, 64, 64]");
+    let error = |c: TaskConfig| Task::load(&c, 0).map(|_| ()).unwrap_err().to_string();
+    let errors = [
+        error(TaskConfig {
+            seq_len: Some(24),
+            ..hard.clone()
+        }),
+        error(TaskConfig {
+            kv_pairs: Some(40),
+            ..hard.clone()
+        }),
+        error(TaskConfig {
+            vocab: Some(2),
+            ..hard.clone()
+        }),
+    ];
+    expect_test::expect![[r#"
+        mqar: seq_len 24 cannot hold 8 key-value pairs and their queries (needs at least 32); raise seq_len or lower kv_pairs
+        mqar: kv_pairs must be between 1 and 31 for a vocab of 64 (its distinct keys), not 40
+        mqar: vocab 2 is too small; keys and values need at least 4 tokens"#]]
+    .assert_eq(&errors.join("\n"));
+}
+
+#[test]
+fn each_task_refuses_the_options_it_does_not_use_by_name() {
+    let error = |name: &str, set: fn(&mut TaskConfig)| {
+        let mut c = TaskConfig::named(name);
+        set(&mut c);
+        Task::load(&c, 0).map(|_| ()).unwrap_err().to_string()
+    };
+    let errors = [
+        error("mqar", |c| c.motif = Some(2)),
+        error("fuzzy_recall", |c| c.noise = Some(0.1)),
+        error("noisy_recall", |c| c.copy = Some(4)),
+        error("selective_copy", |c| c.kv_pairs = Some(4)),
+        error("memorization", |c| c.data = Some("x".into())),
+        error("charlm", |c| c.map_seed = Some(1)),
+        error("digits", |c| c.vocab = Some(8)),
+    ];
+    expect_test::expect![[r#"
+        task mqar: option motif does not apply (it takes seq_len, vocab, kv_pairs, validation_size)
+        task fuzzy_recall: option noise does not apply (it takes seq_len, vocab, kv_pairs, motif, validation_size)
+        task noisy_recall: option copy does not apply (it takes seq_len, vocab, kv_pairs, noise, validation_size)
+        task selective_copy: option kv_pairs does not apply (it takes seq_len, vocab, copy, validation_size)
+        task memorization: option data does not apply (it takes seq_len, vocab, motif, map_seed, validation_size)
+        task charlm: option map_seed does not apply (it takes data, seq_len, validation_size)
+        task digits: option vocab does not apply (it takes data, validation_size)"#]]
+    .assert_eq(&errors.join("\n"));
+}
+
+#[test]
+fn task_options_read_from_toml_and_unknown_ones_are_refused() {
+    let c: TaskConfig =
+        toml::from_str("name = \"noisy_recall\"\nnoise = 0.4\nkv_pairs = 3\n").expect("parses");
+    assert_eq!((c.noise, c.kv_pairs), (Some(0.4), Some(3)));
+    let e = toml::from_str::<TaskConfig>("name = \"selective_copy\"\ncopies = 4\n").unwrap_err();
+    assert!(e.to_string().contains("unknown field `copies`"), "{e}");
+}
+
+#[test]
+fn chance_and_ceiling_come_with_each_accuracy_task() {
+    let reference = |name: &str, set: fn(&mut TaskConfig)| {
+        let mut c = TaskConfig::named(name);
+        set(&mut c);
+        reference_scores(&c)
+    };
+    let r = |chance: f64| {
+        Some(Reference {
+            chance,
+            ceiling: 1.0,
+        })
+    };
+    assert_eq!(reference("mqar", |c| c.vocab = Some(64)), r(2.0 / 64.0));
+    assert_eq!(reference("mqar", |_| {}), r(2.0 / 256.0));
+    assert_eq!(reference("fuzzy_recall", |_| {}), r(1.0 / 16.0));
+    assert_eq!(
+        reference("noisy_recall", |c| c.vocab = Some(32)),
+        r(1.0 / 8.0)
+    );
+    assert_eq!(reference("selective_copy", |_| {}), r(1.0 / 14.0));
+    assert_eq!(
+        reference("memorization", |c| c.vocab = Some(64)),
+        r(1.0 / 32.0),
+        "one over the values, however many keys"
+    );
+    assert_eq!(reference("fashion", |_| {}), r(0.1));
+    assert_eq!(
+        reference("charlm", |_| {}),
+        None,
+        "scored in bits per character"
+    );
+    assert_eq!(
+        reference("mqar", |c| c.kv_pairs = Some(500)),
+        None,
+        "an impossible setting"
+    );
+}
+
+#[test]
+fn memorization_is_learnt_into_the_weights() {
+    // A token mixer to see the key's first token, and an MLP to combine the two.
+    let memory_model = SEQUENCE_MODEL.replace(
+        "    return linear(h, VOCAB)",
+        "    h = h + linear(gelu(linear(h, 64)), 16)\n    return linear(h, VOCAB)",
+    );
+    let task = TaskConfig {
+        seq_len: Some(16),
+        vocab: Some(16),
+        validation_size: Some(32),
+        ..TaskConfig::named("memorization")
+    };
+    let r = run_job(&job(&memory_model, task, 300), &mut |_| {}).expect("the machine can evaluate");
+    assert_eq!(r.status, Status::Ok, "{r:?}");
+    eprintln!("memorization: {:?} in {:.2} s", r.metrics, r.wall_seconds);
+    // 64 facts (pairs of 8 key tokens) over 8 values: guessing scores 1/8, and the last token
+    // alone (without the conv's look back) about 1/4.
+    assert!(r.metrics["val_accuracy"] > 0.5, "{:?}", r.metrics);
 }

@@ -64,6 +64,30 @@ impl TaskShape {
                 256,
             ),
             sequence(
+                "fuzzy_recall",
+                "fuzzy recall (MAD): keys and values are motifs of 1-3 tokens; after each queried key, predict its value's tokens",
+                64,
+                32,
+            ),
+            sequence(
+                "noisy_recall",
+                "noisy recall (MAD): associative recall with noise tokens among the key-value pairs and the queries; predict each queried value",
+                32,
+                64,
+            ),
+            sequence(
+                "selective_copy",
+                "selective copying (MAD): content tokens scattered among blanks; after the copy prompt, write them out in order",
+                32,
+                16,
+            ),
+            sequence(
+                "memorization",
+                "memorization (MAD): a fixed map from two-token keys to values, the same in every run; predict each key's value from the weights",
+                32,
+                32,
+            ),
+            sequence(
                 "charlm",
                 "next-character language modelling on a text (bits per character)",
                 128,

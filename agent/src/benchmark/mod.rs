@@ -130,9 +130,9 @@ pub fn task_settings(task: &autoarch_evaluator::TaskConfig) -> String {
     s
 }
 
-/// The best a score can be, where the score is an accuracy.
+/// The best a score can be, where the score is an accuracy (the evaluator's reference scores).
 fn ceiling(task: &autoarch_evaluator::TaskConfig) -> Option<f64> {
-    matches!(task.name.as_str(), "mqar" | "digits" | "fashion").then_some(1.0)
+    autoarch_evaluator::reference_scores(task).map(|r| r.ceiling)
 }
 
 /// A design's final scores at one budget.
@@ -307,13 +307,10 @@ pub struct Calibration {
     pub accepted: bool,
 }
 
-/// The score of guessing: MQAR's 2/vocab (the convention), 1/classes for images.
+/// The score of guessing (the evaluator's reference scores): MQAR's 2/vocab, one over the
+/// possible target tokens for the MAD tasks, 1/classes for images.
 fn chance(task: &autoarch_evaluator::TaskConfig) -> Option<f64> {
-    match task.name.as_str() {
-        "mqar" => Some(2.0 / task.vocab.unwrap_or(64) as f64),
-        "digits" | "fashion" => Some(0.1),
-        _ => None,
-    }
+    autoarch_evaluator::reference_scores(task).map(|r| r.chance)
 }
 
 /// The median over seeds (with two runs or more) of their SD at the search's budget.

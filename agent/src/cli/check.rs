@@ -211,7 +211,7 @@ pub fn export(args: &ExportArgs, format: ExportFormat) -> anyhow::Result<ExitCod
 
 pub fn print_tasks() {
     println!(
-        "{:<9} {:<16} {:<8} {:<16} constants",
+        "{:<14} {:<16} {:<8} {:<16} constants",
         "task", "input", "dtype", "output"
     );
     for t in TaskShape::builtin() {
@@ -221,17 +221,17 @@ pub fn print_tasks() {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         println!(
-            "{:<9} {:<16} {:<8} {:<16} {}",
+            "{:<14} {:<16} {:<8} {:<16} {}",
             t.name,
             t.input.to_string(),
             t.input_dtype.to_string(),
             t.output.to_string(),
             constants.join(" ")
         );
-        println!("          {}", t.description);
+        println!("               {}", t.description);
     }
     println!(
-        "{:<9} shapes, loss and constants from a task TOML naming .npy or safetensors data (eval --data TASK.toml)",
+        "{:<14} shapes, loss and constants from a task TOML naming .npy or safetensors data (eval --data TASK.toml)",
         "custom"
     );
 }

@@ -40,13 +40,27 @@ pub struct EvalArgs {
     pub batch_size: Option<usize>,
     #[arg(long)]
     pub learning_rate: Option<f64>,
-    /// Task options: sequence length (mqar, charlm), vocabulary and key-value pairs (mqar).
+    /// Task options: sequence length (generated tasks, charlm), vocabulary (generated tasks),
+    /// key-value pairs (mqar, fuzzy_recall, noisy_recall).
     #[arg(long)]
     pub seq_len: Option<usize>,
     #[arg(long)]
     pub vocab: Option<usize>,
     #[arg(long)]
     pub kv_pairs: Option<usize>,
+    /// The share of noise tokens among the key-value pairs (noisy_recall).
+    #[arg(long)]
+    pub noise: Option<f64>,
+    /// The number of tokens to copy (selective_copy).
+    #[arg(long)]
+    pub copy: Option<usize>,
+    /// The longest key or value motif (fuzzy_recall), or the length of a key (memorization),
+    /// in tokens.
+    #[arg(long)]
+    pub motif: Option<usize>,
+    /// The seed of the fixed key-value map (memorization).
+    #[arg(long)]
+    pub map_seed: Option<u64>,
     /// Wall-clock limit for the whole job, in seconds; the worker is killed past it.
     #[arg(long, default_value_t = 600.0)]
     pub timeout: f64,
@@ -103,6 +117,10 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             seq_len: args.seq_len,
             vocab: args.vocab,
             kv_pairs: args.kv_pairs,
+            noise: args.noise,
+            copy: args.copy,
+            motif: args.motif,
+            map_seed: args.map_seed,
             validation_size: None,
         },
         train,
