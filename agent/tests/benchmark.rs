@@ -135,8 +135,15 @@ fn a_benchmark_runs_reports_continues_and_refuses_another_suite() {
         "{report}"
     );
     for section in [
-        "What the intervals support, at the search's budget",
-        "- Noise: the median seed's SD over training seeds",
+        "## How it ran",
+        "- Command: `",
+        "## Settings",
+        "| evolution | evolution | mutation | population P = 20, sample S = 5, promotion off |",
+        "What the tests show, at the search's budget (exact one-sided permutation tests",
+        "- Noise (SD over training seeds at the search's budget): the best seed's",
+        "- Final protocol: ",
+        "### Campaigns",
+        "| arm | campaign seed | evaluation-s | of budget | proposals | stopped | incumbent | change from its seed |",
         "| arm | proposer | proposals | traced | duplicates | better than parent by 2σ | best at 25 |",
         "![tiny-best-by-compute.svg](plots/tiny-best-by-compute.svg)",
         "![tiny-pareto.svg](plots/tiny-pareto.svg)",
@@ -214,6 +221,33 @@ fn a_benchmark_runs_reports_continues_and_refuses_another_suite() {
         task.get("kendall_tau").is_some() && task["noise_sd"].is_number(),
         "{task}"
     );
+    assert!(task["noise"]["best_seed_sd"].is_number(), "{task}");
+    // Two campaigns per arm can never show a difference: no arm beats another, whether the
+    // calibration let the task have verdicts or not.
+    let state = task["verdicts"]["state"].as_str().unwrap();
+    assert!(["given", "calibration_failed"].contains(&state), "{task}");
+    assert!(!report.contains("beats random") && !report.contains("beats evolution"));
+    if state == "calibration_failed" {
+        assert!(
+            report.contains("- No verdicts: the calibration failed ("),
+            "{report}"
+        );
+    }
+    // What the benchmark spent and where it ran.
+    assert!(task["final_cost"]["runs"].as_u64().unwrap() > 0, "{task}");
+    assert_eq!(
+        r["final_cost"]["runs"].as_u64(),
+        Some(lines(&out.join("final.jsonl")) as u64)
+    );
+    assert!(r["search_seconds"].as_f64().unwrap() >= 4.0 * 0.3, "{r}");
+    let sessions = r["provenance"]["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{r}");
+    assert!(sessions[0]["command"]
+        .as_str()
+        .unwrap()
+        .contains("benchmark suite.toml --out out"));
+    assert!(sessions[0]["wall_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["settings"]["steps"], 4);
     assert!(task["best_seed"].is_string());
     let random = task["random"].as_array().unwrap();
     assert!(!random.is_empty() && random.len() <= 3, "{random:?}");
@@ -228,6 +262,19 @@ fn a_benchmark_runs_reports_continues_and_refuses_another_suite() {
             assert!(c["compute_seconds"].as_f64().unwrap() >= 0.3, "{c}");
             let (_, incumbent) = (&c["incumbent"][0], &c["incumbent"][1]);
             assert!(incumbent["params"].as_u64().unwrap() <= 2 * largest, "{c}");
+            // Each campaign says why it stopped and what it changed; each score keeps its runs.
+            assert!(!c["stopped"].as_str().unwrap().is_empty(), "{c}");
+            assert!(
+                ["unchanged", "retuned", "structural"]
+                    .contains(&c["change"]["class"].as_str().unwrap()),
+                "{c}"
+            );
+            let short = &incumbent["short"];
+            assert_eq!(
+                short["runs"].as_array().unwrap().len() as u64,
+                short["n"].as_u64().unwrap(),
+                "{c}"
+            );
         }
         assert!(arm["short"]["mean"].is_number(), "{arm}");
         assert!(arm["traced_share"].as_f64().unwrap() > 0.5, "{arm}");
@@ -266,6 +313,12 @@ fn a_benchmark_runs_reports_continues_and_refuses_another_suite() {
         again["tasks"][0]["arms"], r["tasks"][0]["arms"],
         "the same results"
     );
+    // The second session is recorded beside the first, and the wall time adds up.
+    let sessions = again["provenance"]["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{again}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("- Session 2: `"), "{report}");
+    assert!(report.contains("- Wall time over 2 sessions: "), "{report}");
 
     // Another suite on the same directory is refused (exit 2), and changes nothing.
     let o = bench(

@@ -5,13 +5,20 @@
 //! evaluation-seconds and workers, candidates capped at `size_cap` × the largest seed. Then
 //! the final protocol ([`protocol`]) trains each campaign's incumbent, every seed and a
 //! random-sampled population the same way with fresh seeds, and [`Results`] compares them over
-//! campaign seeds with bootstrap intervals ([`stats`]); [`report`] writes them out.
+//! campaign seeds with hierarchical bootstrap intervals and exact permutation tests
+//! ([`stats`], [`verdict`]); [`report`] writes them out, with where and how the benchmark ran
+//! ([`provenance`]) and what each campaign changed about its seed ([`lineage`]).
 
+#[cfg(test)]
+mod fixture;
+pub mod lineage;
 pub mod plots;
 pub mod protocol;
+pub mod provenance;
 pub mod report;
 pub mod stats;
 pub mod suite;
+pub mod verdict;
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +28,10 @@ use serde::Serialize;
 pub use suite::{Arm, Preset, Suite, SuiteTask};
 
 use crate::campaign::ranking;
+use lineage::Change;
 use protocol::{Budget, Setting, Store, Subject};
+use provenance::Provenance;
+use verdict::{Verdicts, Versus};
 
 /// One campaign of the plan.
 #[derive(Clone, Debug)]
@@ -143,6 +153,8 @@ pub struct Scores {
     /// Runs that trained, and runs that failed (no score).
     pub n: usize,
     pub failed: usize,
+    /// The scores of the runs that trained, in seed order.
+    pub runs: Vec<f64>,
 }
 
 impl Scores {
@@ -156,6 +168,7 @@ impl Scores {
             sd: stats::sd(&ok),
             n: ok.len(),
             failed: runs.len() - ok.len(),
+            runs: ok,
         })
     }
 }
@@ -195,6 +208,12 @@ pub struct CampaignResult {
     /// LLM tokens (prompt and completion) and dollars of the campaign's proposals.
     pub tokens: u64,
     pub cost_usd: f64,
+    /// Why the campaign's last run stopped (its record's state), and the wall-clock seconds
+    /// it ran over every run.
+    pub stopped: Option<String>,
+    pub elapsed_seconds: f64,
+    /// How its incumbent differs from the seed it descends from.
+    pub change: Option<Change>,
     /// Best-so-far short-budget search score (seeds included) after each evaluation.
     pub curve: Vec<CurvePoint>,
     /// (parameters, short-budget search score) of every candidate that trained.
@@ -232,16 +251,20 @@ impl CampaignResult {
 pub struct ArmScores {
     pub campaigns: usize,
     pub median: f64,
+    /// The mean of the campaigns' final means.
     pub mean: f64,
-    /// Bootstrap 95% interval of the mean over campaigns.
+    /// The hierarchical bootstrap 95% interval of the mean: campaigns, then their final seeds.
     pub mean_interval: (f64, f64),
     /// Relative improvement over the random-sampled average, in %.
     pub ri: Option<f64>,
     pub delta_best_seed: Option<f64>,
     /// (score − best seed) / (ceiling − best seed).
     pub gap_closed: Option<f64>,
-    /// Against each other arm: P(a campaign of this arm beats one of that), with its interval.
-    pub versus: Vec<(String, f64, (f64, f64))>,
+    /// Against each other arm: the campaigns' final means tested one-sided both ways.
+    pub versus: Vec<Versus>,
+    /// Against the best seed at this budget: the campaigns' final means against the seed's
+    /// per-seed scores.
+    pub versus_best_seed: Option<Versus>,
     /// Campaigns whose incumbent reaches the task's goal.
     pub solved: Option<usize>,
 }
@@ -286,13 +309,43 @@ pub struct TaskResult {
     pub random_mean: Option<f64>,
     pub random: Vec<DesignResult>,
     pub arms: Vec<ArmResult>,
-    /// The task's noise: the median over seeds of each seed's SD over training seeds at the
-    /// search's budget.
+    /// The task's noise at the search's budget: the larger of the best seed's SD over training
+    /// seeds and the incumbents' median SD (the calibration's spread and the proposers' 2σ use it).
     pub noise_sd: Option<f64>,
+    pub noise: Noise,
     /// Kendall's τ between the random population's short- and long-budget means (is the
     /// short budget a faithful proxy?), and the number of designs behind it.
     pub kendall_tau: Option<(f64, usize)>,
     pub calibration: Option<Calibration>,
+    /// Whether the comparisons are verdicts.
+    pub verdicts: Verdicts,
+    /// What the final protocol spent on this task.
+    pub final_cost: Cost,
+}
+
+/// The task's noise: the SD over training seeds at the search's budget of the best seed and
+/// the median of the incumbents' (designs with at least two runs).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Noise {
+    pub best_seed_sd: Option<f64>,
+    pub incumbents_median_sd: Option<f64>,
+}
+
+impl Noise {
+    /// The larger of the two.
+    pub fn sd(&self) -> Option<f64> {
+        match (self.best_seed_sd, self.incumbents_median_sd) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Evaluation-seconds and runs.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Cost {
+    pub runs: usize,
+    pub seconds: f64,
 }
 
 /// Whether the task's setting discriminates: the best seed should land 30–70% of the way from
@@ -307,21 +360,58 @@ pub struct Calibration {
     pub accepted: bool,
 }
 
+/// The accepted band of [`Calibration::position`], and the least [`Calibration::spread_sds`].
+pub const CALIBRATION_BAND: (f64, f64) = (0.3, 0.7);
+pub const CALIBRATION_SPREAD: f64 = 3.0;
+
+impl Calibration {
+    /// Why the calibration fails, in words (nothing when it is accepted).
+    pub fn refusal(&self) -> Vec<String> {
+        let mut why = Vec::new();
+        let (lo, hi) = CALIBRATION_BAND;
+        if !(lo..=hi).contains(&self.position) {
+            why.push(format!(
+                "the best seed lands {:.0}% of the way from chance to the ceiling, outside {:.0}–{:.0}%",
+                100.0 * self.position,
+                100.0 * lo,
+                100.0 * hi
+            ));
+        }
+        match self.spread_sds {
+            Some(s) if s < CALIBRATION_SPREAD => why.push(format!(
+                "the seeds span {s:.1} noise SDs, fewer than {CALIBRATION_SPREAD}"
+            )),
+            None => why.push("no noise SD to measure the seeds' spread with".into()),
+            Some(_) => {}
+        }
+        why
+    }
+}
+
 /// The score of guessing (the evaluator's reference scores): MQAR's 2/vocab, one over the
 /// possible target tokens for the MAD tasks, 1/classes for images.
 fn chance(task: &autoarch_evaluator::TaskConfig) -> Option<f64> {
     autoarch_evaluator::reference_scores(task).map(|r| r.chance)
 }
 
-/// The median over seeds (with two runs or more) of their SD at the search's budget.
-fn noise(seeds: &[DesignResult]) -> Option<f64> {
-    let sds: Vec<f64> = seeds
-        .iter()
-        .filter_map(|d| d.short.as_ref())
+/// The SD at the search's budget of a design with two runs or more.
+fn design_sd(d: &DesignResult) -> Option<f64> {
+    d.short
+        .as_ref()
         .filter(|s| s.n >= 2 && s.sd.is_finite())
         .map(|s| s.sd)
-        .collect();
-    (!sds.is_empty()).then(|| stats::median(&sds))
+}
+
+/// The best seed's SD and the median of the incumbents'.
+fn noise<'a>(
+    best_seed: Option<&DesignResult>,
+    incumbents: impl Iterator<Item = &'a DesignResult>,
+) -> Noise {
+    let sds: Vec<f64> = incumbents.filter_map(design_sd).collect();
+    Noise {
+        best_seed_sd: best_seed.and_then(design_sd),
+        incumbents_median_sd: (!sds.is_empty()).then(|| stats::median(&sds)),
+    }
 }
 
 fn calibration(
@@ -346,18 +436,112 @@ fn calibration(
         chance,
         position,
         spread_sds,
-        accepted: (0.3..=0.7).contains(&position) && spread_sds.is_some_and(|s| s >= 3.0),
+        accepted: (CALIBRATION_BAND.0..=CALIBRATION_BAND.1).contains(&position)
+            && spread_sds.is_some_and(|s| s >= CALIBRATION_SPREAD),
     })
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Results {
     pub suite: String,
+    /// Where, when and how the benchmark ran (`run.json`).
+    pub provenance: Provenance,
     pub campaigns_per_arm: u32,
     pub max_compute_seconds: f64,
     pub final_seeds: Vec<u64>,
     pub long_factor: f64,
+    pub settings: Settings,
+    /// Evaluation-seconds of every campaign's search, and of the final protocol.
+    pub search_seconds: f64,
+    pub final_cost: Cost,
     pub tasks: Vec<TaskResult>,
+}
+
+/// The search's settings, the same for every campaign.
+#[derive(Clone, Debug, Serialize)]
+pub struct Settings {
+    pub workers: usize,
+    /// The short training budget, in steps or seconds, and the batch.
+    pub steps: Option<u64>,
+    pub seconds: Option<f64>,
+    pub batch_size: usize,
+    /// The search's peak learning rate and its warm-up share (then a cosine decay).
+    pub learning_rate: f64,
+    pub warmup_fraction: f64,
+    /// The final protocol's sweep (empty: the search's rate).
+    pub learning_rates: Vec<f64>,
+    pub size_cap: f64,
+    /// The share of candidates promoted to the longer budget.
+    pub promote_fraction: f64,
+    pub arms: Vec<ArmSettings>,
+}
+
+/// An arm's strategy and its parameters.
+#[derive(Clone, Debug, Serialize)]
+pub struct ArmSettings {
+    pub name: String,
+    pub strategy: String,
+    pub proposer: String,
+    /// The strategy's parameters in words.
+    pub parameters: String,
+}
+
+/// The settings of `suite`'s search.
+pub fn settings(suite: &Suite) -> Settings {
+    let config = suite.campaign(&suite.tasks[0], &suite.arms[0], 0, Path::new("."), None);
+    let train = config.train_config(0, 0);
+    Settings {
+        workers: suite.evaluation.workers,
+        steps: train.steps,
+        seconds: train.seconds,
+        batch_size: train.batch_size,
+        learning_rate: train.learning_rate,
+        warmup_fraction: train.warmup_fraction,
+        learning_rates: suite.final_protocol.learning_rates.clone(),
+        size_cap: suite.size_cap,
+        promote_fraction: suite.evaluation.promote_fraction,
+        arms: suite
+            .arms
+            .iter()
+            .map(|a| ArmSettings {
+                name: a.name.clone(),
+                strategy: a.strategy.as_str().to_string(),
+                proposer: proposer_name(a).to_string(),
+                parameters: strategy_parameters(suite, a),
+            })
+            .collect(),
+    }
+}
+
+/// A strategy's parameters in words.
+fn strategy_parameters(suite: &Suite, arm: &Arm) -> String {
+    let c = suite.campaign(&suite.tasks[0], arm, 0, Path::new("."), None);
+    match arm.strategy {
+        crate::config::StrategyChoice::Random => {
+            "a random seed with random edits; never looks at a score".into()
+        }
+        crate::config::StrategyChoice::Evolution => {
+            let e = &c.search.evolution;
+            format!(
+                "population P = {}, sample S = {}, promotion {}",
+                e.population,
+                e.sample,
+                if e.promote { "on" } else { "off" }
+            )
+        }
+        crate::config::StrategyChoice::Autoarch => {
+            let s = &c.selection;
+            format!(
+                "{} islands, parents {:.0}% uniform / {:.0}% MAP-Elites / the rest tournaments of {}, {} inspirations, promote fraction {}",
+                s.islands,
+                100.0 * s.exploration,
+                100.0 * s.elites,
+                s.tournament,
+                s.inspirations,
+                c.evaluation.promote_fraction
+            )
+        }
+    }
 }
 
 /// Seeds of the final protocol.
@@ -434,6 +618,27 @@ impl<'a> Protocol<'a> {
             &self.seeds,
             setting,
         ))
+    }
+
+    /// The keys of every final run these designs may have (each budget at each rate of the
+    /// sweep and at the search's), each once.
+    pub fn keys<'s>(&self, subjects: impl Iterator<Item = &'s Subject>) -> Vec<String> {
+        let rates = std::iter::once(None).chain(self.rates.iter().map(|&r| Some(r)));
+        let mut settings = Vec::new();
+        for rate in rates {
+            settings.push(Setting::SHORT.at_rate(rate));
+            settings.extend(self.long.map(|l| l.at_rate(rate)));
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        for s in subjects {
+            for &setting in &settings {
+                for &seed in &self.seeds {
+                    let train = protocol::train_config(&self.config, setting, seed);
+                    keys.insert(protocol::key(&s.fingerprint, &self.config.task, &train));
+                }
+            }
+        }
+        keys.into_iter().collect()
     }
 
     /// A design's results: at its rate, at both budgets, and the sweep.
@@ -571,6 +776,7 @@ fn campaign_result(
     path: PathBuf,
     sigma: f64,
 ) -> crate::campaign::Result<CampaignResult> {
+    let state = stored_state(archive, &path)?;
     let mut r = CampaignResult {
         k,
         archive: path,
@@ -585,6 +791,9 @@ fn campaign_result(
         improved: 0,
         tokens: 0,
         cost_usd: 0.0,
+        stopped: state.stopped,
+        elapsed_seconds: state.elapsed_seconds,
+        change: None,
         curve: Vec::new(),
         points: Vec::new(),
     };
@@ -660,6 +869,14 @@ fn campaign_result(
     Ok(r)
 }
 
+/// The campaign record's state (the default for an archive without one).
+fn stored_state(archive: &Archive, path: &Path) -> crate::campaign::Result<crate::campaign::State> {
+    match archive.campaigns()?.first() {
+        Some(record) => crate::campaign::State::decode(record, &path.display().to_string()),
+        None => Ok(crate::campaign::State::default()),
+    }
+}
+
 /// The best-so-far curve of a campaign's events, in the order they happened.
 fn curve(mut events: Vec<Event>) -> Vec<CurvePoint> {
     events.sort_by_key(|e| e.at);
@@ -681,36 +898,60 @@ fn curve(mut events: Vec<Event>) -> Vec<CurvePoint> {
         .collect()
 }
 
-/// Everything the report says, from the campaigns' archives and the final runs.
+/// Everything the report says, from the campaigns' archives, the final runs and `run.json`.
 pub fn results(suite: &Suite, out: &Path, store: &Store) -> crate::campaign::Result<Results> {
-    let tasks = (0..suite.tasks.len())
-        .map(|t| task_result(suite, out, store, t))
-        .collect::<crate::campaign::Result<Vec<_>>>()?;
+    let mut keys = std::collections::BTreeSet::new();
+    let mut tasks = Vec::new();
+    for t in 0..suite.tasks.len() {
+        let (task, task_keys) = task_result(suite, out, store, t)?;
+        tasks.push(task);
+        keys.extend(task_keys);
+    }
     Ok(Results {
         suite: suite.name.clone(),
+        provenance: Provenance::load(out),
         campaigns_per_arm: suite.campaigns,
         max_compute_seconds: suite.budget.max_compute_seconds,
         final_seeds: final_seeds(suite),
         long_factor: suite.final_protocol.long_factor,
+        settings: settings(suite),
+        search_seconds: tasks
+            .iter()
+            .flat_map(|t| &t.arms)
+            .map(|a| a.compute_seconds)
+            .sum(),
+        // Runs two tasks share (the same design on the same task settings) count once.
+        final_cost: cost_of(store, &keys),
         tasks,
     })
 }
 
-fn task_result(
-    suite: &Suite,
-    out: &Path,
-    store: &Store,
-    t: usize,
-) -> crate::campaign::Result<TaskResult> {
-    let task = &suite.tasks[t];
-    let protocol = Protocol::new(suite, out, t, store);
-    let subjects = subjects(suite, out, t)?;
-    let seed_results: Vec<DesignResult> = subjects
+/// The runs of `keys` the store holds, and their wall seconds.
+fn cost_of<'k>(store: &Store, keys: impl IntoIterator<Item = &'k String>) -> Cost {
+    let mut cost = Cost::default();
+    for run in keys.into_iter().filter_map(|k| store.get(k)) {
+        cost.runs += 1;
+        cost.seconds += run.wall_seconds;
+    }
+    cost
+}
+
+/// A task's seeds, random population and their summaries.
+struct Baselines {
+    seeds: Vec<DesignResult>,
+    best_seed: Option<DesignResult>,
+    random: Vec<DesignResult>,
+    random_mean: Option<f64>,
+    kendall_tau: Option<(f64, usize)>,
+}
+
+fn baselines(protocol: &Protocol, subjects: &TaskSubjects) -> Baselines {
+    let seeds: Vec<DesignResult> = subjects
         .seeds
         .iter()
         .map(|(s, p)| protocol.design(s, *p, true))
         .collect();
-    let best_seed = seed_results
+    let best_seed = seeds
         .iter()
         .filter_map(|d| d.short.as_ref().map(|s| (d, s.mean)))
         .filter(|(_, m)| m.is_finite())
@@ -726,52 +967,100 @@ fn task_result(
         .filter_map(|d| d.short.as_ref().map(|s| s.mean))
         .filter(|m| m.is_finite())
         .collect();
-    let random_mean = (!random_means.is_empty()).then(|| stats::mean(&random_means));
-    let noise_sd = noise(&seed_results);
-    let kendall_tau = stats::kendall_tau(
-        &random
-            .iter()
-            .filter_map(|d| Some((d.short.as_ref()?.mean, d.long.as_ref()?.mean)))
-            .filter(|(a, b)| a.is_finite() && b.is_finite())
-            .collect::<Vec<_>>(),
+    let pairs: Vec<(f64, f64)> = random
+        .iter()
+        .filter_map(|d| Some((d.short.as_ref()?.mean, d.long.as_ref()?.mean)))
+        .filter(|(a, b)| a.is_finite() && b.is_finite())
+        .collect();
+    Baselines {
+        best_seed,
+        random_mean: (!random_means.is_empty()).then(|| stats::mean(&random_means)),
+        kendall_tau: stats::kendall_tau(&pairs).map(|tau| (tau, pairs.len())),
+        seeds,
+        random,
+    }
+}
+
+/// A task's results, and the keys of the final runs behind them.
+fn task_result(
+    suite: &Suite,
+    out: &Path,
+    store: &Store,
+    t: usize,
+) -> crate::campaign::Result<(TaskResult, Vec<String>)> {
+    let task = &suite.tasks[t];
+    let protocol = Protocol::new(suite, out, t, store);
+    let subjects = subjects(suite, out, t)?;
+    let b = baselines(&protocol, &subjects);
+    let incumbents: Vec<Vec<Option<(u64, DesignResult)>>> = subjects
+        .incumbents
+        .iter()
+        .map(|per| {
+            per.iter()
+                .map(|i| {
+                    i.as_ref()
+                        .map(|(id, s, p)| (*id, protocol.design(s, *p, true)))
+                })
+                .collect()
+        })
+        .collect();
+    let noise = noise(
+        b.best_seed.as_ref(),
+        incumbents.iter().flatten().flatten().map(|(_, d)| d),
     );
+    let noise_sd = noise.sd();
     let mut arms = Vec::new();
-    for (a, arm) in suite.arms.iter().enumerate() {
+    for (arm, per) in suite.arms.iter().zip(incumbents) {
         let mut campaigns = Vec::new();
-        for k in 0..suite.campaigns {
+        for (k, incumbent) in (0..suite.campaigns).zip(per) {
             let path = Suite::archive_of(out, task, arm, k);
             let archive = open(&path)?;
             let mut c = campaign_result(&archive, k, path, noise_sd.unwrap_or(0.0))?;
-            c.incumbent = subjects.incumbents[a][k as usize]
-                .as_ref()
-                .map(|(id, s, p)| (*id, protocol.design(s, *p, true)));
+            c.change = match &incumbent {
+                Some((id, _)) => Some(lineage::change(&archive, *id)?),
+                None => None,
+            };
+            c.incumbent = incumbent;
             campaigns.push(c);
         }
         arms.push(arm_result(arm, campaigns));
     }
     let ceiling = ceiling(&task.task);
-    score_arms(&mut arms, &seed_results, random_mean, ceiling, task.goal);
-    let calibration = calibration(&task.task, &seed_results, noise_sd);
-    Ok(TaskResult {
+    score_arms(&mut arms, &b.seeds, b.random_mean, ceiling, task.goal);
+    let calibration = calibration(&task.task, &b.seeds, noise_sd);
+    let keys = protocol.keys(
+        subjects
+            .seeds
+            .iter()
+            .chain(&subjects.random)
+            .map(|(s, _)| s)
+            .chain(
+                subjects
+                    .incumbents
+                    .iter()
+                    .flatten()
+                    .flatten()
+                    .map(|(_, s, _)| s),
+            ),
+    );
+    let result = TaskResult {
         noise_sd,
-        kendall_tau: kendall_tau.map(|tau| {
-            let n = random
-                .iter()
-                .filter(|d| d.short.is_some() && d.long.is_some())
-                .count();
-            (tau, n)
-        }),
+        noise,
+        kendall_tau: b.kendall_tau,
+        verdicts: Verdicts::of(suite.verdicts, calibration.as_ref()),
         calibration,
+        final_cost: cost_of(store, &keys),
         name: task.name.clone(),
         settings: task_settings(&task.task),
         goal: task.goal,
         ceiling,
-        seeds: seed_results,
-        best_seed: best_seed.map(|d| d.name),
-        random_mean,
-        random,
+        seeds: b.seeds,
+        best_seed: b.best_seed.map(|d| d.name),
+        random_mean: b.random_mean,
+        random: b.random,
         arms,
-    })
+    };
+    Ok((result, keys))
 }
 
 /// Each arm's scores at each budget, against the others, the best seed at that budget and
@@ -784,29 +1073,38 @@ fn score_arms(
     goal: Option<f64>,
 ) {
     for budget in [Budget::Short, Budget::Long] {
-        let per_arm: Vec<Vec<f64>> = arms
+        let per_arm: Vec<Vec<Vec<f64>>> = arms
             .iter()
-            .map(|a| incumbent_means(&a.campaigns, budget))
+            .map(|a| incumbent_runs(&a.campaigns, budget))
             .collect();
         let best = seeds
             .iter()
-            .filter_map(|d| match budget {
-                Budget::Short => d.short.as_ref(),
-                Budget::Long => d.long.as_ref(),
-            })
-            .map(|s| s.mean)
-            .filter(|m| m.is_finite())
-            .max_by(f64::total_cmp);
+            .filter_map(|d| Some((d.name.as_str(), at_budget(d, budget)?)))
+            .filter(|(_, s)| s.mean.is_finite())
+            .max_by(|a, b| a.1.mean.total_cmp(&b.1.mean));
         let names: Vec<String> = arms.iter().map(|a| a.name.clone()).collect();
         for (i, arm) in arms.iter_mut().enumerate() {
             // Acc_random is measured at the search's budget only.
             let random = random_mean.filter(|_| budget == Budget::Short);
-            let scores = arm_scores(&per_arm, &names, i, (random, best, ceiling, goal));
+            let reference = Reference {
+                random,
+                best_seed: best,
+                ceiling,
+                goal,
+            };
+            let scores = arm_scores(&per_arm, &names, i, &reference);
             match budget {
                 Budget::Short => arm.short = scores,
                 Budget::Long => arm.long = scores,
             }
         }
+    }
+}
+
+fn at_budget(d: &DesignResult, budget: Budget) -> Option<&Scores> {
+    match budget {
+        Budget::Short => d.short.as_ref(),
+        Budget::Long => d.long.as_ref(),
     }
 }
 
@@ -850,42 +1148,55 @@ fn arm_result(arm: &Arm, campaigns: Vec<CampaignResult>) -> ArmResult {
     }
 }
 
-/// Each campaign's incumbent mean at a budget (campaigns without one are left out).
-fn incumbent_means(campaigns: &[CampaignResult], budget: Budget) -> Vec<f64> {
+/// Each campaign's incumbent's final runs at a budget (campaigns without a trained one are
+/// left out).
+fn incumbent_runs(campaigns: &[CampaignResult], budget: Budget) -> Vec<Vec<f64>> {
     campaigns
         .iter()
         .filter_map(|c| c.incumbent.as_ref())
-        .filter_map(|(_, d)| match budget {
-            Budget::Short => d.short.as_ref(),
-            Budget::Long => d.long.as_ref(),
-        })
-        .map(|s| s.mean)
-        .filter(|m| m.is_finite())
+        .filter_map(|(_, d)| at_budget(d, budget))
+        .filter(|s| s.mean.is_finite())
+        .map(|s| s.runs.clone())
         .collect()
 }
 
-/// An arm's scores: `reference` is (Acc_random, the best seed, the ceiling, the goal).
+/// What an arm is measured against at a budget.
+struct Reference<'a> {
+    /// Acc_random.
+    random: Option<f64>,
+    /// The best seed's name and scores.
+    best_seed: Option<(&'a str, &'a Scores)>,
+    ceiling: Option<f64>,
+    goal: Option<f64>,
+}
+
+/// An arm's scores from its campaigns' final runs (`per_arm[i]`, one list per campaign).
 fn arm_scores(
-    per_arm: &[Vec<f64>],
+    per_arm: &[Vec<Vec<f64>>],
     names: &[String],
     i: usize,
-    reference: (Option<f64>, Option<f64>, Option<f64>, Option<f64>),
+    reference: &Reference,
 ) -> Option<ArmScores> {
-    let (random, best, ceiling, goal) = reference;
-    let xs = &per_arm[i];
+    let means = |campaigns: &[Vec<f64>]| -> Vec<f64> {
+        campaigns.iter().map(|runs| stats::mean(runs)).collect()
+    };
+    let xs = means(&per_arm[i]);
     if xs.is_empty() {
         return None;
     }
-    let mean = stats::mean(xs);
+    let mean = stats::mean(&xs);
     let seed = 0x5EED ^ i as u64;
+    let best = reference.best_seed.map(|(_, s)| s.mean);
     Some(ArmScores {
         campaigns: xs.len(),
-        median: stats::median(xs),
+        median: stats::median(&xs),
         mean,
-        mean_interval: stats::bootstrap(xs, stats::mean, seed),
-        ri: random.and_then(|r| stats::relative_improvement(mean, r)),
+        mean_interval: stats::hierarchical_interval(&per_arm[i], seed),
+        ri: reference
+            .random
+            .and_then(|r| stats::relative_improvement(mean, r)),
         delta_best_seed: best.map(|b| mean - b),
-        gap_closed: match (best, ceiling) {
+        gap_closed: match (best, reference.ceiling) {
             (Some(b), Some(c)) if c > b => Some((mean - b) / (c - b)),
             _ => None,
         },
@@ -893,14 +1204,14 @@ fn arm_scores(
             .iter()
             .enumerate()
             .filter(|(j, ys)| *j != i && !ys.is_empty())
-            .map(|(j, ys)| {
-                (
-                    names[j].clone(),
-                    stats::prob_improvement(xs, ys),
-                    stats::prob_improvement_interval(xs, ys, seed ^ ((j as u64) << 8)),
-                )
-            })
+            .map(|(j, ys)| Versus::of(&names[j], &xs, &means(ys), seed ^ ((j as u64) << 8)))
             .collect(),
-        solved: goal.map(|g| xs.iter().filter(|x| **x >= g).count()),
+        versus_best_seed: reference
+            .best_seed
+            .filter(|(_, s)| !s.runs.is_empty())
+            .map(|(name, s)| Versus::of(name, &xs, &s.runs, seed ^ 0xBE57)),
+        solved: reference
+            .goal
+            .map(|g| xs.iter().filter(|x| **x >= g).count()),
     })
 }

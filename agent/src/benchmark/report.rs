@@ -2,8 +2,10 @@
 
 use std::fmt::Write;
 
-use super::{plots, BEST_AT};
-use super::{ArmScores, DesignResult, Results, Scores, TaskResult};
+use super::lineage::Change;
+use super::verdict::{Verdict, Verdicts, Versus};
+use super::{plots, stats, BEST_AT};
+use super::{ArmScores, CampaignResult, DesignResult, Results, Scores, TaskResult};
 
 fn num(x: f64) -> String {
     if x.is_finite() {
@@ -36,9 +38,11 @@ fn scores(s: Option<&Scores>) -> String {
 pub fn render(r: &Results) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Benchmark `{}`\n", r.suite);
+    provenance(&mut out, r);
+    settings(&mut out, r);
     let _ = writeln!(
         out,
-        "Each arm ran {} campaign(s) per task with {} s of evaluation each. The final protocol trained every campaign's incumbent (its own top-1), every seed and a random-sampled population with the fresh seeds {:?}{}; scores are means over those seeds. Intervals are bootstrap 95% intervals over campaigns; P(>) is the probability that a campaign of the row's arm ends above one of the other arm's, ties counting half.\n",
+        "Each arm ran {} campaign(s) per task with {} s of evaluation each. The final protocol trained every campaign's incumbent (its own top-1), every seed and a random-sampled population with the fresh seeds {:?}{}; scores are means over those seeds, and an arm's score is the mean of its campaigns' means.\n",
         r.campaigns_per_arm,
         r.max_compute_seconds,
         r.final_seeds,
@@ -48,13 +52,135 @@ pub fn render(r: &Results) -> String {
             String::new()
         }
     );
+    method(&mut out, r.campaigns_per_arm);
     for t in &r.tasks {
-        task(&mut out, t, r.long_factor > 0.0);
+        task(&mut out, t, r.long_factor > 0.0, r.max_compute_seconds);
     }
     out
 }
 
-fn task(out: &mut String, t: &TaskResult, long: bool) {
+/// How the statistics are made, and what the number of campaigns allows.
+fn method(out: &mut String, campaigns: u32) {
+    let n = u64::from(campaigns);
+    let smallest = 1.0 / stats::binomial(2 * n, n) as f64;
+    let reach = if smallest < stats::ALPHA {
+        format!(
+            "with {campaigns} campaigns per arm the smallest p it can give is {}",
+            p_value(smallest)
+        )
+    } else {
+        format!(
+            "with {campaigns} campaign(s) per arm the smallest p it can give is {}, so no difference between arms can be shown (that takes at least {} per arm)",
+            p_value(smallest),
+            stats::MIN_CAMPAIGNS
+        )
+    };
+    let _ = writeln!(
+        out,
+        "How to read it: intervals are hierarchical bootstrap 95% intervals of the mean (campaigns resampled, then each campaign's final seeds), so they carry both the spread between campaigns and the training noise. Each ordered pair of arms is tested once, \"A scores higher than B\", one-sided at α = {} by an exact permutation test on the campaigns' final means (random permutations past {} splits); testing both orders makes a pair's test two-sided at {}. An arm \"beats\" another only when p < {}; {reach}. Against the best seed, the same test compares the arm's campaign means with the seed's per-seed scores (the seed is one design: its spread is training noise alone). When a difference is not shown, the campaigns per arm it would need are a normal approximation (one-sided α = {}, 80% power, d = the difference over the pooled SD of the campaign means, at least {}). P(>) is the share of campaign pairs where the row's arm ends above the other's (ties half): a description, not a verdict. A task whose calibration fails gets no verdicts.\n",
+        stats::ALPHA,
+        stats::EXACT_LIMIT,
+        2.0 * stats::ALPHA,
+        stats::ALPHA,
+        stats::ALPHA,
+        stats::MIN_CAMPAIGNS
+    );
+}
+
+fn p_value(p: f64) -> String {
+    format!("{p:.3}")
+}
+
+/// Where, when and how the benchmark ran, and what it spent.
+fn provenance(out: &mut String, r: &Results) {
+    let _ = writeln!(out, "## How it ran\n");
+    let sessions = &r.provenance.sessions;
+    if sessions.is_empty() {
+        let _ = writeln!(
+            out,
+            "- No `run.json`: where and how this benchmark ran was not recorded"
+        );
+    }
+    for (i, s) in sessions.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "- {}: `{}` at commit `{}` on {} ({} cores), started {}, ran {}",
+            if sessions.len() > 1 {
+                format!("Session {}", i + 1)
+            } else {
+                "Command".to_string()
+            },
+            s.command,
+            s.commit,
+            s.host,
+            s.cores,
+            s.started,
+            duration(s.wall_seconds)
+        );
+    }
+    if sessions.len() > 1 {
+        let _ = writeln!(
+            out,
+            "- Wall time over {} sessions: {}",
+            sessions.len(),
+            duration(r.provenance.wall_seconds())
+        );
+    }
+    let _ = writeln!(
+        out,
+        "- Compute: {:.0} evaluation-seconds of search and {:.0} of the final protocol ({} runs): {:.0} in all ({:.1} h)\n",
+        r.search_seconds,
+        r.final_cost.seconds,
+        r.final_cost.runs,
+        r.search_seconds + r.final_cost.seconds,
+        (r.search_seconds + r.final_cost.seconds) / 3600.0
+    );
+}
+
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// The search's settings and each arm's strategy.
+fn settings(out: &mut String, r: &Results) {
+    let s = &r.settings;
+    let budget = match (s.steps, s.seconds) {
+        (Some(n), Some(t)) => format!("{n} steps or {t} s, whichever ends first"),
+        (Some(n), None) => format!("{n} steps"),
+        (None, Some(t)) => format!("{t} s"),
+        (None, None) => "the evaluator's default".into(),
+    };
+    let sweep = if s.learning_rates.is_empty() {
+        "the final protocol trains at the search's rate".to_string()
+    } else {
+        format!(
+            "the final protocol trains every seed and incumbent at each of {:?} and scores it at the rate with the fewest failed runs, then the best mean (the random population at the search's rate)",
+            s.learning_rates
+        )
+    };
+    let _ = writeln!(
+        out,
+        "## Settings\n\n- Search: {} evaluation-seconds per campaign, {} campaign(s) per arm and task, {} worker(s); each candidate trains {budget} with batch {}\n- Learning rate: {} peak, {:.0}% warm-up then cosine decay; {sweep}\n- Size cap: {}× the largest seed's parameters\n\n| arm | strategy | proposer | parameters |\n| --- | --- | --- | --- |",
+        r.max_compute_seconds,
+        r.campaigns_per_arm,
+        s.workers,
+        s.batch_size,
+        rate(s.learning_rate),
+        100.0 * s.warmup_fraction,
+        s.size_cap
+    );
+    for a in &s.arms {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            a.name, a.strategy, a.proposer, a.parameters
+        );
+    }
+    let _ = writeln!(out);
+}
+
+fn task(out: &mut String, t: &TaskResult, long: bool, budget: f64) {
     let _ = writeln!(out, "## {} ({})\n", t.name, t.settings);
     let best = t.best_seed.as_deref().unwrap_or("none trained");
     let best_scores = t
@@ -90,7 +216,11 @@ fn task(out: &mut String, t: &TaskResult, long: bool) {
         );
     }
     noise_lines(out, t);
-    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "- Final protocol: {} runs, {:.0} evaluation-seconds\n",
+        t.final_cost.runs, t.final_cost.seconds
+    );
     verdicts(out, t);
     arm_table(out, t, "the search's budget", |a| a.short.as_ref());
     if long {
@@ -124,6 +254,7 @@ fn task(out: &mut String, t: &TaskResult, long: bool) {
     for d in &t.seeds {
         design_row(out, d, long);
     }
+    campaigns(out, t, budget);
     incumbents(out, t, long_head, long_rule);
     let figures = plots::task_plots(t);
     if !figures.is_empty() {
@@ -208,9 +339,13 @@ fn arm_table(
             opt(s.gap_closed, |x| format!("{:.0}%", 100.0 * x)),
         );
         for o in &others {
-            match s.versus.iter().find(|(n, _, _)| n == o) {
-                Some((_, p, (lo, hi))) => {
-                    row.push_str(&format!(" {:.2} [{:.2}, {:.2}] |", p, lo, hi));
+            match s.versus.iter().find(|v| v.other == *o) {
+                Some(v) => {
+                    let (lo, hi) = v.prob_interval;
+                    row.push_str(&format!(
+                        " {:.2} [{:.2}, {:.2}] |",
+                        v.prob_improvement, lo, hi
+                    ));
                 }
                 None => row.push_str(" – |"),
             }
@@ -264,12 +399,15 @@ fn sweep(d: &DesignResult) -> String {
 
 /// The task's noise, whether the short budget ranks like the long one, and the calibration.
 fn noise_lines(out: &mut String, t: &TaskResult) {
-    if let Some(sd) = t.noise_sd {
+    let n = &t.noise;
+    if n.best_seed_sd.is_some() || n.incumbents_median_sd.is_some() {
         let _ = writeln!(
             out,
-            "- Noise: the median seed's SD over training seeds is {} (2σ = {})",
-            num(sd),
-            num(2.0 * sd)
+            "- Noise (SD over training seeds at the search's budget): the best seed's {}, the incumbents' median {}; the calibration and the proposers' 2σ use the larger, {} (2σ = {})",
+            opt(n.best_seed_sd, num),
+            opt(n.incumbents_median_sd, num),
+            opt(t.noise_sd, num),
+            opt(t.noise_sd, |sd| num(2.0 * sd))
         );
     }
     match t.kendall_tau {
@@ -287,68 +425,130 @@ fn noise_lines(out: &mut String, t: &TaskResult) {
         }
         None => {}
     }
-    if let Some(c) = &t.calibration {
-        let _ = writeln!(
-            out,
-            "- Calibration: the best seed lands {:.0}% of the way from chance ({}) to the ceiling; the seeds span {} noise SDs: {}",
-            100.0 * c.position,
-            num(c.chance),
-            opt(c.spread_sds, |x| format!("{x:.1}")),
-            if c.accepted {
-                "accepted (30–70% and at least 3 SDs)"
-            } else {
-                "outside the accepted band (30–70% and at least 3 SDs): read the arms with care"
-            }
-        );
+    match &t.calibration {
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "- Calibration: the best seed lands {:.0}% of the way from chance ({}) to the ceiling; the seeds span {} noise SDs: {}",
+                100.0 * c.position,
+                num(c.chance),
+                opt(c.spread_sds, |x| format!("{x:.1}")),
+                if c.accepted {
+                    "accepted (30–70% and at least 3 SDs)"
+                } else {
+                    "refused (it takes 30–70% and at least 3 SDs)"
+                }
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "- Calibration: none (no chance level or ceiling is known for this task)"
+            );
+        }
     }
 }
 
-/// What the intervals support, in words: an arm beats another only when the interval of
-/// P(>) lies above ½, and the best seed only when the interval of the arm's mean lies above it.
+/// What the tests show at the search's budget: each arm against the best seed and the other
+/// arms; nothing when the task's verdicts are off or its calibration failed.
 fn verdicts(out: &mut String, t: &TaskResult) {
-    let _ = writeln!(out, "What the intervals support, at the search's budget:\n");
-    let best = t
-        .seeds
-        .iter()
-        .find(|d| Some(&d.name) == t.best_seed.as_ref())
-        .and_then(|d| d.short.as_ref())
-        .map(|s| s.mean);
+    let _ = writeln!(
+        out,
+        "What the tests show, at the search's budget (exact one-sided permutation tests of the campaigns' final means, α = {}):\n",
+        stats::ALPHA
+    );
+    match &t.verdicts {
+        Verdicts::Given => {}
+        Verdicts::Off => {
+            let _ = writeln!(
+                out,
+                "- No verdicts: this suite turns them off (a smoke test).\n"
+            );
+            return;
+        }
+        Verdicts::CalibrationFailed { why } => {
+            let _ = writeln!(out, "- No verdicts: the calibration failed ({why}).\n");
+            return;
+        }
+    }
     let mut any = false;
     for a in &t.arms {
         let Some(s) = &a.short else { continue };
         any = true;
-        let (lo, hi) = s.mean_interval;
-        let seed = match best {
-            Some(b) if lo > b => format!("beats the best seed ({} > {})", num(s.mean), num(b)),
-            Some(b) if hi < b => format!(
-                "falls short of the best seed ({} < {})",
-                num(s.mean),
-                num(b)
-            ),
-            Some(_) => "no significant difference from the best seed".to_string(),
+        let mut claims = vec![match &s.versus_best_seed {
+            Some(v) => verdict(v, "the best seed"),
             None => "no seed to compare with".to_string(),
-        };
-        let mut others = Vec::new();
-        for (o, _, (plo, phi)) in &s.versus {
-            others.push(if *plo > 0.5 {
-                format!("beats {o}")
-            } else if *phi < 0.5 {
-                format!("loses to {o}")
-            } else {
-                format!("no significant difference from {o}")
-            });
-        }
-        let others = if others.is_empty() {
-            String::new()
-        } else {
-            format!("; {}", others.join(", "))
-        };
-        let _ = writeln!(out, "- **{}** {seed}{others}.", a.name);
+        }];
+        claims.extend(s.versus.iter().map(|v| verdict(v, &v.other)));
+        let _ = writeln!(out, "- **{}**: {}.", a.name, claims.join("; "));
     }
     if !any {
         let _ = writeln!(out, "- No arm has a trained incumbent.");
     }
     let _ = writeln!(out);
+}
+
+/// One comparison in words: `beats random (p = 0.014)`, or why it is not shown.
+fn verdict(v: &Versus, other: &str) -> String {
+    match v.verdict() {
+        Verdict::Higher { p } => format!("beats {other} (p = {})", p_value(p)),
+        Verdict::Lower { p } => format!("loses to {other} (p = {})", p_value(p)),
+        Verdict::NotShown {
+            p,
+            campaigns_needed,
+        } => {
+            let p = p.map_or("–".into(), p_value);
+            let why = match campaigns_needed {
+                Some(n) => format!(
+                    "about {n} campaigns per arm would be needed for a difference this size"
+                ),
+                None if v.difference == 0.0 => "the means are equal".into(),
+                None => "too few campaigns to size the difference against their spread".into(),
+            };
+            format!("against {other}, not shown (p = {p}; {why})")
+        }
+    }
+}
+
+/// Every campaign: its spend, its proposals, why it stopped and what its incumbent is.
+fn campaigns(out: &mut String, t: &TaskResult, budget: f64) {
+    let _ = writeln!(
+        out,
+        "\n### Campaigns\n\n| arm | campaign seed | evaluation-s | of budget | proposals | stopped | incumbent | change from its seed |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for a in &t.arms {
+        for c in &a.campaigns {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.0}% | {} | {} | {} | {} |",
+                a.name,
+                c.k,
+                seconds(c.compute_seconds),
+                100.0 * c.compute_seconds / budget,
+                c.candidates,
+                c.stopped.as_deref().unwrap_or("–"),
+                incumbent_name(c),
+                c.change.as_ref().map_or("–".into(), Change::describe)
+            );
+        }
+    }
+}
+
+/// Seconds to the nearest one, or to a tenth below 100.
+fn seconds(s: f64) -> String {
+    if s < 100.0 {
+        format!("{s:.1}")
+    } else {
+        format!("{s:.0}")
+    }
+}
+
+fn incumbent_name(c: &CampaignResult) -> String {
+    match (&c.incumbent, &c.change) {
+        (Some((_, d)), Some(Change::Unchanged)) => format!("{} (the unmodified seed)", d.name),
+        (Some((_, d)), _) => d.name.clone(),
+        (None, _) => "none".into(),
+    }
 }
 
 /// The proposers' record per arm.
@@ -401,4 +601,187 @@ fn proposers(out: &mut String, t: &TaskResult) {
         let _ = writeln!(out, "{row}");
     }
     let _ = writeln!(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use expect_test::expect;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::super::fixture;
+    use super::super::Calibration;
+    use super::*;
+
+    /// The section of the report between two headings (or to its end).
+    fn section<'a>(report: &'a str, from: &str, to: &str) -> &'a str {
+        let start = report
+            .find(from)
+            .unwrap_or_else(|| panic!("{from}: {report}"));
+        let rest = &report[start..];
+        rest.find(to).map_or(rest, |end| &rest[..end])
+    }
+
+    fn separated_task(campaigns: usize) -> TaskResult {
+        let arm = |base: f64| -> Vec<Vec<f64>> {
+            (0..campaigns)
+                .map(|k| {
+                    let m = base + 0.01 * k as f64;
+                    vec![m - 0.01, m, m + 0.01]
+                })
+                .collect()
+        };
+        fixture::task(
+            &[("random", arm(0.30)), ("evolution", arm(0.90))],
+            &[0.45, 0.47, 0.49],
+            fixture::accepted(),
+        )
+    }
+
+    #[test]
+    fn the_report_states_how_it_ran_its_settings_and_its_method() {
+        let report = render(&fixture::results(separated_task(4)));
+        expect![[r#"
+            # Benchmark `fixture`
+
+            ## How it ran
+
+            - Command: `autoarch benchmark --out out` at commit `abc1234` on bench-host (2 cores), started 2025-01-01T00:00:00Z, ran 1:02:05
+            - Compute: 488 evaluation-seconds of search and 90 of the final protocol (30 runs): 578 in all (0.2 h)
+
+            ## Settings
+
+            - Search: 60 evaluation-seconds per campaign, 4 campaign(s) per arm and task, 2 worker(s); each candidate trains 120 steps with batch 32
+            - Learning rate: 3e-3 peak, 5% warm-up then cosine decay; the final protocol trains every seed and incumbent at each of [0.001, 0.003, 0.01] and scores it at the rate with the fewest failed runs, then the best mean (the random population at the search's rate)
+            - Size cap: 2× the largest seed's parameters
+
+            | arm | strategy | proposer | parameters |
+            | --- | --- | --- | --- |
+            | random | random | mutation | a random seed with random edits; never looks at a score |
+            | evolution | evolution | mutation | population P = 20, sample S = 5, promotion off |
+            | autoarch | autoarch | mutation | 2 islands, parents 20% uniform / 30% MAP-Elites / the rest tournaments of 3, 2 inspirations, promote fraction 0.25 |
+
+        "#]]
+        .assert_eq(section(&report, "# Benchmark", "Each arm ran"));
+        expect![[r#"
+            - Noise (SD over training seeds at the search's budget): the best seed's 0.020, the incumbents' median 0.010; the calibration and the proposers' 2σ use the larger, 0.020 (2σ = 0.040)
+            - Calibration: the best seed lands 45% of the way from chance (0.030) to the ceiling; the seeds span 20.0 noise SDs: accepted (30–70% and at least 3 SDs)
+            - Final protocol: 30 runs, 90 evaluation-seconds
+
+            What the tests show, at the search's budget (exact one-sided permutation tests of the campaigns' final means, α = 0.05):
+
+            - **random**: loses to the best seed (p = 0.029); loses to evolution (p = 0.014).
+            - **evolution**: beats the best seed (p = 0.029); beats random (p = 0.014).
+
+        "#]]
+        .assert_eq(section(&report, "- Noise", "Final scores at"));
+        expect![[r#"
+            ### Campaigns
+
+            | arm | campaign seed | evaluation-s | of budget | proposals | stopped | incumbent | change from its seed |
+            | --- | --- | --- | --- | --- | --- | --- | --- |
+            | random | 0 | 61.0 | 102% | 12 | stopped: compute budget of 60 s spent | Transformer (the unmodified seed) | the seed unchanged |
+            | random | 1 | 61.0 | 102% | 12 | stopped: compute budget of 60 s spent | Transformer · heads | re-tuned (heads) |
+            | random | 2 | 61.0 | 102% | 12 | stopped: compute budget of 60 s spent | Transformer · heads | re-tuned (heads) |
+            | random | 3 | 61.0 | 102% | 12 | stopped: compute budget of 60 s spent | Transformer · heads | re-tuned (heads) |
+            | evolution | 0 | 61.0 | 102% | 12 | stopped: compute budget of 60 s spent | Transformer (the unmodified seed) | the seed unchanged |
+            | evolution | 1 | 61.0 | 102% | 12 | stopped: compute budget of 60 s spent | Transformer · heads | re-tuned (heads) |
+            | evolution | 2 | 61.0 | 102% | 12 | stopped: compute budget of 60 s spent | Transformer · heads | re-tuned (heads) |
+            | evolution | 3 | 61.0 | 102% | 12 | stopped: compute budget of 60 s spent | Transformer · heads | re-tuned (heads) |
+
+        "#]]
+        .assert_eq(section(&report, "### Campaigns", "### Incumbents"));
+    }
+
+    #[test]
+    fn three_campaigns_per_arm_never_print_beats_whatever_the_data() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for round in 0..200 {
+            // Anything from identical arms to arms far apart, with or without seed noise.
+            let gap: f64 = rng.random_range(0.0..1.0);
+            let noise: f64 = if round % 2 == 0 { 0.0 } else { 0.05 };
+            let mut arm = |base: f64| -> Vec<Vec<f64>> {
+                (0..3)
+                    .map(|_| {
+                        let m = base + rng.random_range(0.0..0.02);
+                        vec![m - noise, m, m + noise]
+                    })
+                    .collect()
+            };
+            let (a, b) = (arm(0.0), arm(gap));
+            let t = fixture::task(
+                &[("random", a), ("evolution", b)],
+                &[0.5, 0.5],
+                fixture::accepted(),
+            );
+            let report = render(&fixture::results(t));
+            let verdicts = section(&report, "What the tests show", "Final scores at");
+            for claim in [
+                "beats random",
+                "beats evolution",
+                "loses to random",
+                "loses to evolution",
+            ] {
+                assert!(!verdicts.contains(claim), "round {round}: {verdicts}");
+            }
+            assert!(verdicts.contains("not shown (p = "), "{verdicts}");
+        }
+        // Three campaigns per arm, fully separated: p = 1/20, not below 0.05.
+        let report = render(&fixture::results(separated_task(3)));
+        expect![[r#"
+            What the tests show, at the search's budget (exact one-sided permutation tests of the campaigns' final means, α = 0.05):
+
+            - **random**: against the best seed, not shown (p = 0.050; about 4 campaigns per arm would be needed for a difference this size); against evolution, not shown (p = 0.050; about 4 campaigns per arm would be needed for a difference this size).
+            - **evolution**: against the best seed, not shown (p = 0.050; about 4 campaigns per arm would be needed for a difference this size); against random, not shown (p = 0.050; about 4 campaigns per arm would be needed for a difference this size).
+
+        "#]]
+        .assert_eq(section(&report, "What the tests show", "Final scores at"));
+        // Four campaigns per arm, fully separated, can.
+        let report = render(&fixture::results(separated_task(4)));
+        assert!(report.contains("beats random (p = 0.014)"), "{report}");
+    }
+
+    #[test]
+    fn a_failed_calibration_or_a_smoke_test_prints_no_verdicts() {
+        let mut t = separated_task(4);
+        let refused = Calibration {
+            chance: 0.03,
+            position: 0.01,
+            spread_sds: Some(0.5),
+            accepted: false,
+        };
+        t.verdicts = Verdicts::of(true, Some(&refused));
+        t.calibration = Some(refused);
+        let report = render(&fixture::results(t.clone()));
+        expect![[r#"
+            What the tests show, at the search's budget (exact one-sided permutation tests of the campaigns' final means, α = 0.05):
+
+            - No verdicts: the calibration failed (the best seed lands 1% of the way from chance to the ceiling, outside 30–70%; the seeds span 0.5 noise SDs, fewer than 3).
+
+        "#]]
+        .assert_eq(section(&report, "What the tests show", "Final scores at"));
+        t.verdicts = Verdicts::of(false, None);
+        let report = render(&fixture::results(t));
+        expect![[r#"
+            What the tests show, at the search's budget (exact one-sided permutation tests of the campaigns' final means, α = 0.05):
+
+            - No verdicts: this suite turns them off (a smoke test).
+
+        "#]]
+        .assert_eq(section(&report, "What the tests show", "Final scores at"));
+    }
+
+    #[test]
+    fn an_arms_interval_widens_with_its_seed_spread() {
+        let width = |noise: f64| {
+            let campaigns: Vec<Vec<f64>> = [0.4, 0.5, 0.6]
+                .iter()
+                .map(|m| vec![m - noise, *m, m + noise])
+                .collect();
+            let t = fixture::task(&[("evolution", campaigns)], &[0.5], fixture::accepted());
+            let (lo, hi) = t.arms[0].short.as_ref().unwrap().mean_interval;
+            hi - lo
+        };
+        assert!(width(0.0) < width(0.1) && width(0.1) < width(0.2));
+    }
 }

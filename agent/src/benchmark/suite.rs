@@ -40,6 +40,14 @@ pub struct Suite {
     pub final_protocol: FinalProtocol,
     pub tasks: Vec<SuiteTask>,
     pub arms: Vec<Arm>,
+    /// Whether the report gives verdicts (the quick preset, a smoke test, gives none). Left out
+    /// of `suite.json` when on, so that a benchmark begun without the field still continues.
+    #[serde(default = "verdicts_on", skip_serializing_if = "Clone::clone")]
+    pub verdicts: bool,
+}
+
+fn verdicts_on() -> bool {
+    true
 }
 
 fn default_campaigns() -> u32 {
@@ -266,6 +274,7 @@ impl Suite {
                     self.final_protocol.random_population.min(8);
                 self.final_protocol.long_factor = 0.0;
                 self.final_protocol.learning_rates.clear();
+                self.verdicts = false;
             }
             Preset::Standard => {}
             Preset::Full => {
@@ -352,6 +361,7 @@ mod tests {
         assert_eq!(q.budget.max_compute_seconds, 120.0);
         assert_eq!(q.final_protocol.long_factor, 0.0);
         assert!(q.final_protocol.learning_rates.is_empty());
+        assert!(s.verdicts && !q.verdicts);
         assert_eq!(s.clone().with_preset(Preset::Standard), s);
         let f = s.clone().with_preset(Preset::Full);
         assert_eq!(f.campaigns, 10);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use autoarch_agent::benchmark::protocol::{self, Store};
+use autoarch_agent::benchmark::provenance::Recorder;
 use autoarch_agent::benchmark::{self, Preset, Suite};
 use autoarch_agent::campaign::Stop;
 use autoarch_agent::config::ProposerChoice;
@@ -99,11 +100,19 @@ pub fn benchmark(args: BenchmarkArgs) -> anyhow::Result<ExitCode> {
     }
     let out = args.out.clone();
     claim(&out, &suite)?;
+    // Where and how this session runs, in `run.json`: its wall time is written after every
+    // campaign and phase, so an interrupted session counts too.
+    let args: Vec<String> = std::env::args().collect();
+    let session = Recorder::start(&out, &args).context("writing run.json")?;
     let caps = size_caps(&suite)?;
-    if let Some(code) = run_campaigns(&suite, &out, &caps)? {
+    let outcome = run_campaigns(&suite, &out, &caps, &session)?;
+    session.record(&out).context("writing run.json")?;
+    if let Some(code) = outcome {
         return Ok(code);
     }
-    if !final_protocol(&suite, &out)? {
+    let finished = final_protocol(&suite, &out)?;
+    session.record(&out).context("writing run.json")?;
+    if !finished {
         eprintln!("interrupted: run the same command to continue");
         return Ok(ExitCode::from(130));
     }
@@ -195,6 +204,7 @@ fn run_campaigns(
     suite: &Suite,
     out: &Path,
     caps: &BTreeMap<String, u64>,
+    session: &Recorder,
 ) -> anyhow::Result<Option<ExitCode>> {
     let plan = benchmark::plan(suite);
     // Campaigns that ended are not run again: a campaign that used up its space would propose
@@ -217,6 +227,7 @@ fn run_campaigns(
         // The benchmark prints a line per campaign, not its events.
         c.observer = Arc::new(|_| {});
         let summary = run_interruptible(&c, c.run())??;
+        session.record(out).context("writing run.json")?;
         let best = summary
             .best
             .as_ref()
