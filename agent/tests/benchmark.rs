@@ -195,8 +195,7 @@ fn a_benchmark_runs_reports_continues_and_refuses_another_suite() {
             "{s}"
         );
     }
-    // Each seed's long runs are at its best rate; the random population trains at the
-    // search's rate (3e-3) only.
+    // Each seed's long runs are at its best rate.
     let runs: Vec<Value> = std::fs::read_to_string(out.join("final.jsonl"))
         .unwrap()
         .lines()
@@ -213,9 +212,11 @@ fn a_benchmark_runs_reports_continues_and_refuses_another_suite() {
         assert_eq!(long, vec![s["learning_rate"].as_f64().unwrap(); 2], "{s}");
         assert_eq!(ours("short").len(), 4, "{s}");
     }
+    // One rule for every design: the random population is swept like the seeds.
     for d in task["random"].as_array().unwrap() {
-        assert_eq!(d["learning_rate"].as_f64(), Some(3e-3), "{d}");
-        assert!(d["sweep"].as_array().unwrap().is_empty(), "{d}");
+        assert_eq!(d["sweep"].as_array().unwrap().len(), 2, "{d}");
+        let rate = d["learning_rate"].as_f64().unwrap();
+        assert!([1e-3, 1e-2].contains(&rate), "{d}");
     }
     assert!(
         task.get("kendall_tau").is_some() && task["noise_sd"].is_number(),
@@ -239,7 +240,10 @@ fn a_benchmark_runs_reports_continues_and_refuses_another_suite() {
         r["final_cost"]["runs"].as_u64(),
         Some(lines(&out.join("final.jsonl")) as u64)
     );
-    assert!(r["search_seconds"].as_f64().unwrap() >= 4.0 * 0.3, "{r}");
+    // Four campaigns of 0.3 s each: charged at dispatch, they land on their budget (a job cut
+    // at the end of one is stopped within the worker's 50 ms poll).
+    let search = r["search_seconds"].as_f64().unwrap();
+    assert!((0.7 * 1.2..=1.5 * 1.2).contains(&search), "{search}");
     let sessions = r["provenance"]["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 1, "{r}");
     assert!(sessions[0]["command"]

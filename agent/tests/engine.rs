@@ -1155,3 +1155,28 @@ async fn promoted_ties_at_the_ceiling_go_to_the_design_that_learns_faster() {
     let best = c.archive.summary(id).unwrap();
     assert_eq!((best.fidelity, best.short_score), (1, Some(0.6)));
 }
+
+/// Random search on one seed samples the space with a geometric number of edits (mean 3): it
+/// keeps finding new designs where one or two edits of the seed ran out (the MLP challenge's
+/// random arm stopped as exhausted after 85% duplicates).
+#[tokio::test(start_paused = true)]
+async fn random_search_does_not_exhaust_a_one_seed_task() {
+    let mut config = config(&["mlp_only"], "max_candidates = 300", "");
+    config.search.strategy = StrategyChoice::Random;
+    let c = campaign(config, scored(1.0));
+    let s = c.run().await.unwrap();
+    assert_eq!(s.stop, Stop::Finished, "{:?}", s.stop);
+    assert_eq!(s.proposals, 300);
+    // Many edit chains lead to one design (a swap and its reverse), but most samples are new
+    // (136 duplicates of 300 when this was written; 1-2 edits gave 85% on the MLP challenge).
+    let duplicates = s.duplicates as f64 / s.proposals as f64;
+    assert!(duplicates < 0.55, "{} duplicates of 300", s.duplicates);
+    // Proposals are several edits away from the seed, not one or two.
+    let edits: Vec<usize> = proposals(&c.archive)
+        .iter()
+        .map(|l| l.candidate.code.matches("# edit: ").count())
+        .collect();
+    let mean = edits.iter().sum::<usize>() as f64 / edits.len() as f64;
+    assert!((2.2..=4.0).contains(&mean), "mean edits {mean}");
+    assert!(edits.iter().any(|&n| n >= 5), "no proposal with 5 edits");
+}

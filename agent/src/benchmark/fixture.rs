@@ -87,6 +87,7 @@ pub fn task(arms: &[(&str, Vec<Vec<f64>>)], seed: &[f64], calibration: Calibrati
         best_seed: Some("Transformer".into()),
         random_mean: Some(0.2),
         random: Vec::new(),
+        holdouts: Vec::new(),
         arms,
         noise_sd: Some(0.02),
         noise: Noise {

@@ -274,6 +274,9 @@ pub struct ArmResult {
     pub name: String,
     pub strategy: String,
     pub proposer: String,
+    /// Campaigns whose incumbent reaches the best held-out design's mean at the search's
+    /// budget (`None` without held-out designs).
+    pub rediscovered: Option<usize>,
     pub campaigns: Vec<CampaignResult>,
     pub short: Option<ArmScores>,
     pub long: Option<ArmScores>,
@@ -302,6 +305,8 @@ pub struct TaskResult {
     pub settings: String,
     pub goal: Option<f64>,
     pub ceiling: Option<f64>,
+    /// The held-out designs (rediscovery's reference lines), trained like the seeds.
+    pub holdouts: Vec<DesignResult>,
     pub seeds: Vec<DesignResult>,
     /// The seed with the best mean at the search's budget: the human baseline.
     pub best_seed: Option<String>,
@@ -682,8 +687,49 @@ fn subject(c: &autoarch_archive::Candidate) -> Subject {
 /// campaigns, interleaved by campaign, new designs only).
 pub struct TaskSubjects {
     pub seeds: Vec<(Subject, u64)>,
+    /// The held-out designs (in no campaign), traced here.
+    pub holdouts: Vec<(Subject, u64)>,
     pub incumbents: Vec<Vec<Option<(u64, Subject, u64)>>>,
     pub random: Vec<(Subject, u64)>,
+}
+
+/// The task's held-out designs as subjects of the final protocol: library seeds and the
+/// user's own files, traced in this process (the campaigns never saw them).
+fn holdouts(task: &SuiteTask) -> crate::campaign::Result<Vec<(Subject, u64)>> {
+    use crate::campaign::Error;
+    if task.holdout.is_empty() {
+        return Ok(Vec::new());
+    }
+    let shape = autoarch_evaluator::Task::load(&task.task, 0)
+        .map_err(|source| Error::Task {
+            task: task.name.clone(),
+            source,
+        })?
+        .shape;
+    let config = autoarch_sandbox::TraceConfig::new(shape);
+    let mut out = Vec::new();
+    for spec in &task.holdout {
+        for d in spec.designs(&task.task.name)? {
+            match autoarch_sandbox::trace(&d.code, &config) {
+                autoarch_sandbox::TraceOutcome::Ok(t) => out.push((
+                    Subject {
+                        name: d.name,
+                        code: d.code,
+                        fingerprint: t.fingerprint.0.clone(),
+                    },
+                    t.stats.params,
+                )),
+                autoarch_sandbox::TraceOutcome::Invalid { diagnostics } => {
+                    return Err(Error::SeedDoesNotTrace {
+                        diagnostics: autoarch_sandbox::render_all(&diagnostics, &d.source),
+                        seed: d.source,
+                        task: task.name.clone(),
+                    })
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Reads a finished campaign's archive.
@@ -742,8 +788,10 @@ pub fn subjects(suite: &Suite, out: &Path, t: usize) -> crate::campaign::Result<
             }
         }
     }
+    let holdouts = holdouts(task)?;
     Ok(TaskSubjects {
         seeds,
+        holdouts,
         incumbents,
         random,
     })
@@ -782,7 +830,8 @@ fn campaign_result(
         archive: path,
         incumbent: None,
         search_score: None,
-        compute_seconds: 0.0,
+        // Jobs cut at the end of the compute budget spent time no evaluation record carries.
+        compute_seconds: state.cut_seconds,
         candidates: 0,
         failed: 0,
         duplicates: 0,
@@ -1027,12 +1076,19 @@ fn task_result(
     }
     let ceiling = ceiling(&task.task);
     score_arms(&mut arms, &b.seeds, b.random_mean, ceiling, task.goal);
+    let holdouts: Vec<DesignResult> = subjects
+        .holdouts
+        .iter()
+        .map(|(s, p)| protocol.design(s, *p, true))
+        .collect();
+    rediscoveries(&mut arms, &holdouts);
     let calibration = calibration(&task.task, &b.seeds, noise_sd);
     let keys = protocol.keys(
         subjects
             .seeds
             .iter()
             .chain(&subjects.random)
+            .chain(&subjects.holdouts)
             .map(|(s, _)| s)
             .chain(
                 subjects
@@ -1055,12 +1111,38 @@ fn task_result(
         goal: task.goal,
         ceiling,
         seeds: b.seeds,
+        holdouts,
         best_seed: b.best_seed.map(|d| d.name),
         random_mean: b.random_mean,
         random: b.random,
         arms,
     };
     Ok((result, keys))
+}
+
+/// The best held-out design's mean at the search's budget.
+pub fn holdout_mark(holdouts: &[DesignResult]) -> Option<(&DesignResult, f64)> {
+    holdouts
+        .iter()
+        .filter_map(|d| Some((d, d.short.as_ref()?.mean)))
+        .filter(|(_, m)| m.is_finite())
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// Counts, per arm, the campaigns whose incumbent reaches the best held-out design's mean at
+/// the search's budget: they rediscovered it (or found something as good).
+fn rediscoveries(arms: &mut [ArmResult], holdouts: &[DesignResult]) {
+    let Some((_, mark)) = holdout_mark(holdouts) else {
+        return;
+    };
+    for arm in arms {
+        arm.rediscovered = Some(
+            incumbent_runs(&arm.campaigns, Budget::Short)
+                .iter()
+                .filter(|runs| !runs.is_empty() && stats::mean(runs) >= mark)
+                .count(),
+        );
+    }
 }
 
 /// Each arm's scores at each budget, against the others, the best seed at that budget and
@@ -1142,6 +1224,7 @@ fn arm_result(arm: &Arm, campaigns: Vec<CampaignResult>) -> ArmResult {
             .collect(),
         tokens: campaigns.iter().map(|c| c.tokens).sum(),
         cost_usd: campaigns.iter().map(|c| c.cost_usd).sum(),
+        rediscovered: None,
         campaigns,
         short: None,
         long: None,

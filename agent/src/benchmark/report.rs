@@ -215,6 +215,7 @@ fn task(out: &mut String, t: &TaskResult, long: bool, budget: f64) {
             "- Goal: {g} (a campaign whose incumbent reaches it solves the task)"
         );
     }
+    rediscovery_line(out, t);
     noise_lines(out, t);
     let _ = writeln!(
         out,
@@ -254,6 +255,15 @@ fn task(out: &mut String, t: &TaskResult, long: bool, budget: f64) {
     for d in &t.seeds {
         design_row(out, d, long);
     }
+    if !t.holdouts.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nHeld out of the campaigns (the rediscovery's reference):\n\n| design | params | best rate | score |{long_head} sweep |\n| --- | --- | --- | --- |{long_rule} --- |"
+        );
+        for d in &t.holdouts {
+            design_row(out, d, long);
+        }
+    }
     campaigns(out, t, budget);
     incumbents(out, t, long_head, long_rule);
     let figures = plots::task_plots(t);
@@ -263,6 +273,35 @@ fn task(out: &mut String, t: &TaskResult, long: bool, budget: f64) {
             let _ = writeln!(out, "![{file}](plots/{file})\n");
         }
     }
+}
+
+/// Rediscovery: the held-out design's mark, and per arm the campaigns that reached it.
+fn rediscovery_line(out: &mut String, t: &TaskResult) {
+    let Some((d, mark)) = super::holdout_mark(&t.holdouts) else {
+        if !t.holdouts.is_empty() {
+            let _ = writeln!(out, "- Rediscovery: the held-out designs have no score yet");
+        }
+        return;
+    };
+    let arms: Vec<String> = t
+        .arms
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {} of {}",
+                a.name,
+                a.rediscovered.unwrap_or(0),
+                a.campaigns.len()
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "- Rediscovery: the held-out **{}** scores {} at the search's budget; campaigns whose incumbent reaches it: {}",
+        d.name,
+        num(mark),
+        arms.join(", ")
+    );
 }
 
 /// Every campaign's incumbent with its scores and the command that shows it.

@@ -76,6 +76,34 @@ pub struct SuiteTask {
     pub seeds: Vec<SeedSpec>,
     /// A score that counts as solving the task (the MLP challenge: 0.9).
     pub goal: Option<f64>,
+    /// Designs kept from the campaigns (`["library:NAME"]`): the final protocol trains them as
+    /// reference lines, and a campaign whose incumbent reaches a held-out design's final mean
+    /// has rediscovered it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holdout: Vec<SeedSpec>,
+}
+
+impl SuiteTask {
+    /// The seeds the campaigns start from: the task's seeds without the held-out designs.
+    pub fn campaign_seeds(&self) -> Vec<SeedSpec> {
+        if self.holdout.is_empty() {
+            return self.seeds.clone();
+        }
+        let held: Vec<String> = self.holdout.iter().map(SeedSpec::to_spec).collect();
+        let mut out = Vec::new();
+        for spec in &self.seeds {
+            match spec {
+                SeedSpec::Library => out.extend(
+                    crate::seeds::for_task(&self.task.name)
+                        .into_iter()
+                        .map(|(name, _)| SeedSpec::Named(name.to_string())),
+                ),
+                other => out.push(other.clone()),
+            }
+        }
+        out.retain(|s| !held.contains(&s.to_spec()));
+        out
+    }
 }
 
 fn library() -> Vec<SeedSpec> {
@@ -179,6 +207,10 @@ impl Suite {
                 .into_iter()
                 .map(|s| s.rebased(base))
                 .collect();
+            t.holdout = std::mem::take(&mut t.holdout)
+                .into_iter()
+                .map(|s| s.rebased(base))
+                .collect();
         }
         Ok(suite)
     }
@@ -247,6 +279,9 @@ impl Suite {
                 }
             }
         }
+        for t in &self.tasks {
+            self.validate_holdout(t, file)?;
+        }
         // Each campaign's config must be valid on its own (the task, the evaluation).
         for t in &self.tasks {
             for a in &self.arms {
@@ -258,6 +293,28 @@ impl Suite {
                         e => Err(e),
                     })?;
             }
+        }
+        Ok(())
+    }
+
+    /// Held-out designs must exist, and leave the campaigns a seed to start from.
+    fn validate_holdout(&self, t: &SuiteTask, file: &str) -> Result<(), ConfigError> {
+        let bad = |reason: String| ConfigError::Invalid {
+            file: file.to_string(),
+            key: format!("tasks.{}.holdout", t.name),
+            reason,
+        };
+        for spec in &t.holdout {
+            let designs = spec.designs(&t.task.name).map_err(|e| bad(e.to_string()))?;
+            if designs.len() != 1 {
+                return Err(bad(format!(
+                    "{:?} must name one design (\"library:NAME\" or a file)",
+                    spec.to_spec()
+                )));
+            }
+        }
+        if !t.holdout.is_empty() && t.campaign_seeds().is_empty() {
+            return Err(bad("holds out every seed: the campaigns need one".into()));
         }
         Ok(())
     }
@@ -293,6 +350,35 @@ impl Suite {
         self
     }
 
+    /// The suite with the command line's choices: `campaigns` per arm and task, and only the
+    /// tasks named (all when none is).
+    pub fn with_overrides(
+        mut self,
+        campaigns: Option<u32>,
+        tasks: &[String],
+    ) -> Result<Suite, String> {
+        if let Some(n) = campaigns {
+            if n == 0 {
+                return Err("--campaigns must be at least 1".into());
+            }
+            self.campaigns = n;
+        }
+        if let Some(unknown) = tasks
+            .iter()
+            .find(|n| !self.tasks.iter().any(|t| &t.name == *n))
+        {
+            let known: Vec<&str> = self.tasks.iter().map(|t| t.name.as_str()).collect();
+            return Err(format!(
+                "--tasks: the suite has no task {unknown:?} (it has {})",
+                known.join(", ")
+            ));
+        }
+        if !tasks.is_empty() {
+            self.tasks.retain(|t| tasks.contains(&t.name));
+        }
+        Ok(self)
+    }
+
     /// Where campaign `k` of an arm on a task keeps its archive.
     pub fn archive_of(out: &Path, task: &SuiteTask, arm: &Arm, k: u32) -> PathBuf {
         out.join("campaigns")
@@ -316,7 +402,7 @@ impl Suite {
         CampaignConfig {
             name: format!("{}-{}-{}-{k}", self.name, task.name, arm.name),
             archive: Suite::archive_of(out, task, arm, k),
-            seeds: task.seeds.clone(),
+            seeds: task.campaign_seeds(),
             task: task.task.clone(),
             proposer: ProposerConfig {
                 kind: arm.proposer,
@@ -349,6 +435,56 @@ impl Suite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HELD_OUT: &str = "name = \"h\"\n[budget]\nmax_compute_seconds = 10\n[[tasks]]\nname = \"r\"\nholdout = [\"library:shift_attention\"]\n[tasks.task]\nname = \"mqar\"\n[[arms]]\nname = \"random\"\nstrategy = \"random\"\n";
+
+    #[test]
+    fn a_held_out_design_is_in_no_campaign_and_must_exist() {
+        let s = Suite::parse(HELD_OUT, "suite.toml").unwrap();
+        let t = &s.tasks[0];
+        let seeds: Vec<String> = t.campaign_seeds().iter().map(SeedSpec::to_spec).collect();
+        let library = crate::seeds::for_task("mqar");
+        assert_eq!(seeds.len(), library.len() - 1, "{seeds:?}");
+        assert!(!seeds.contains(&"library:shift_attention".to_string()));
+        assert!(seeds.contains(&"library:transformer".to_string()));
+        let c = s.campaign(t, &s.arms[0], 0, Path::new("out"), None);
+        assert_eq!(c.seeds, t.campaign_seeds());
+        // Without a holdout the task's seeds are the campaigns' as written.
+        let plain = Suite::parse(
+            &HELD_OUT.replace("holdout = [\"library:shift_attention\"]\n", ""),
+            "s",
+        )
+        .unwrap();
+        assert_eq!(plain.tasks[0].campaign_seeds(), vec![SeedSpec::Library]);
+        let missing = HELD_OUT.replace("library:shift_attention", "library:nonesuch");
+        let err = Suite::parse(&missing, "suite.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tasks.r.holdout"), "{err}");
+        let all = HELD_OUT.replace(
+            "[tasks.task]",
+            "seeds = [\"library:shift_attention\"]\n[tasks.task]",
+        );
+        let err = Suite::parse(&all, "suite.toml").unwrap_err().to_string();
+        assert!(err.contains("holds out every seed"), "{err}");
+    }
+
+    #[test]
+    fn the_command_line_picks_campaigns_and_tasks() {
+        let s = Suite::embedded();
+        let names: Vec<String> = s.tasks.iter().map(|t| t.name.clone()).collect();
+        let one = s.clone().with_overrides(Some(7), &names[1..2]).unwrap();
+        assert_eq!(one.campaigns, 7);
+        assert_eq!(one.tasks.len(), 1);
+        assert_eq!(one.tasks[0].name, names[1]);
+        assert_eq!(s.clone().with_overrides(None, &[]).unwrap(), s);
+        let err = s
+            .clone()
+            .with_overrides(None, &["nope".into()])
+            .unwrap_err();
+        assert!(err.contains("no task \"nope\""), "{err}");
+        assert!(s.with_overrides(Some(0), &[]).is_err());
+    }
 
     #[test]
     fn the_embedded_suite_is_valid_and_the_quick_preset_shrinks_it() {

@@ -760,7 +760,9 @@ impl<'c> Engine<'c> {
             spec.candidate, spec.fidelity, spec.seed
         );
         tracing::info!(candidate = spec.candidate, "{line}");
-        self.c.archive.log_event("budget", &line, Some(spec.candidate))?;
+        self.c
+            .archive
+            .log_event("budget", &line, Some(spec.candidate))?;
         self.emit(RunEvent::Note(line));
         self.save()?;
         Ok(None)

@@ -105,9 +105,9 @@ impl Spent {
 }
 
 /// How close to its compute budget a campaign's spend must come to count as spent (no job
-/// starts with less left): 0.5% of the budget, at least a quarter of a second.
+/// starts with less left): 0.5% of the budget, at least 10 ms.
 pub fn compute_slack(budget: f64) -> f64 {
-    (budget * 0.005).max(0.25)
+    (budget * 0.005).max(0.01)
 }
 
 /// The first of the time, compute, token and dollar budgets that is spent, in words.

@@ -31,6 +31,12 @@ pub struct BenchmarkArgs {
     pub out: PathBuf,
     #[arg(long, value_enum, default_value = "standard")]
     pub preset: Preset,
+    /// Campaigns per arm and task (replaces the suite's and the preset's `campaigns`).
+    #[arg(long)]
+    pub campaigns: Option<u32>,
+    /// Only these tasks of the suite, by name (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Vec<String>,
     /// Worker processes (replaces the suite's `evaluation.workers`).
     #[arg(long)]
     pub workers: Option<usize>,
@@ -55,7 +61,9 @@ fn resolve(args: &BenchmarkArgs) -> anyhow::Result<Suite> {
         Some(path) => Suite::load(path).map_err(|e| UsageError(e.to_string()))?,
         None => Suite::embedded(),
     }
-    .with_preset(args.preset);
+    .with_preset(args.preset)
+    .with_overrides(args.campaigns, &args.tasks)
+    .map_err(UsageError)?;
     if let Some(w) = args.workers {
         suite.evaluation.workers = w;
     }
@@ -295,6 +303,7 @@ fn final_protocol(suite: &Suite, out: &Path) -> anyhow::Result<bool> {
                 let swept = s
                     .seeds
                     .iter()
+                    .chain(&s.holdouts)
                     .map(|(x, _)| x)
                     .chain(s.incumbents.iter().flatten().flatten().map(|(_, x, _)| x))
                     .map(|x| (x, true));
