@@ -109,6 +109,8 @@ pub fn task(arms: &[(&str, Vec<Vec<f64>>)], seed: &[f64], calibration: Calibrati
 pub fn accepted() -> Calibration {
     Calibration {
         chance: 0.03,
+        ceiling: 1.0,
+        long_best: None,
         position: 0.45,
         spread_sds: Some(20.0),
         accepted: true,

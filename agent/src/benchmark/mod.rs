@@ -69,7 +69,11 @@ pub fn describe_plan(suite: &Suite) -> String {
     )];
     for t in &suite.tasks {
         let seeds: Vec<String> = t.seeds.iter().map(|s| s.to_spec()).collect();
-        let goal = t.goal.map(|g| format!(", goal {g}")).unwrap_or_default();
+        let mut goal = t.goal.map(|g| format!(", goal {g}")).unwrap_or_default();
+        if !t.holdout.is_empty() {
+            let held: Vec<String> = t.holdout.iter().map(|s| s.to_spec()).collect();
+            goal.push_str(&format!(", held out: {}", held.join(", ")));
+        }
         lines.push(format!(
             "  task {}: {} (seeds: {}{goal})",
             t.name,
@@ -132,10 +136,18 @@ pub fn task_settings(task: &autoarch_evaluator::TaskConfig) -> String {
         ("vocab", task.vocab),
         ("kv_pairs", task.kv_pairs),
         ("validation_size", task.validation_size),
+        ("copy", task.copy),
+        ("motif", task.motif),
     ] {
         if let Some(v) = v {
             s.push_str(&format!(" {k}={v}"));
         }
+    }
+    if let Some(noise) = task.noise {
+        s.push_str(&format!(" noise={noise}"));
+    }
+    if let Some(seed) = task.map_seed {
+        s.push_str(&format!(" map_seed={seed}"));
     }
     s
 }
@@ -358,16 +370,23 @@ pub struct Cost {
 #[derive(Clone, Debug, Serialize)]
 pub struct Calibration {
     pub chance: f64,
+    pub ceiling: f64,
     /// (best seed − chance) / (ceiling − chance).
     pub position: f64,
     /// (best seed − worst seed) / noise SD.
     pub spread_sds: Option<f64>,
+    /// The best seed's mean at the longer budget, where there is one: it must stay below the
+    /// ceiling, or the longer budget cannot tell good designs apart.
+    #[serde(default)]
+    pub long_best: Option<f64>,
     pub accepted: bool,
 }
 
 /// The accepted band of [`Calibration::position`], and the least [`Calibration::spread_sds`].
 pub const CALIBRATION_BAND: (f64, f64) = (0.3, 0.7);
 pub const CALIBRATION_SPREAD: f64 = 3.0;
+/// A score this far of the way from chance to the ceiling has reached the ceiling.
+pub const SATURATED: f64 = 0.98;
 
 impl Calibration {
     /// Why the calibration fails, in words (nothing when it is accepted).
@@ -389,7 +408,17 @@ impl Calibration {
             None => why.push("no noise SD to measure the seeds' spread with".into()),
             Some(_) => {}
         }
+        if let Some(long) = self.long_best.filter(|&l| self.saturated(l)) {
+            why.push(format!(
+                "the best seed reaches {long:.3} at the longer budget, the ceiling"
+            ));
+        }
         why
+    }
+
+    /// Whether a score is at the ceiling: within 2% of the way from chance to it.
+    fn saturated(&self, score: f64) -> bool {
+        (score - self.chance) / (self.ceiling - self.chance) >= SATURATED
     }
 }
 
@@ -437,13 +466,22 @@ fn calibration(
     let spread_sds = noise_sd
         .filter(|sd| *sd > 0.0)
         .map(|sd| (best - worst) / sd);
-    Some(Calibration {
+    let long_best = seeds
+        .iter()
+        .filter_map(|d| d.long.as_ref())
+        .map(|s| s.mean)
+        .filter(|m| m.is_finite())
+        .max_by(f64::total_cmp);
+    let mut c = Calibration {
         chance,
+        ceiling,
         position,
         spread_sds,
-        accepted: (CALIBRATION_BAND.0..=CALIBRATION_BAND.1).contains(&position)
-            && spread_sds.is_some_and(|s| s >= CALIBRATION_SPREAD),
-    })
+        long_best,
+        accepted: false,
+    };
+    c.accepted = c.refusal().is_empty();
+    Some(c)
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -489,7 +489,7 @@ mod tests {
     #[test]
     fn the_embedded_suite_is_valid_and_the_quick_preset_shrinks_it() {
         let s = Suite::embedded();
-        assert_eq!(s.tasks.len(), 2);
+        assert_eq!(s.tasks.len(), 5);
         assert_eq!(s.arms.len(), 3);
         assert_eq!(s.random_arm().map(|a| a.name.as_str()), Some("random"));
         let q = s.clone().with_preset(Preset::Quick);
@@ -502,7 +502,20 @@ mod tests {
         let f = s.clone().with_preset(Preset::Full);
         assert_eq!(f.campaigns, 10);
         let names: Vec<&str> = f.tasks.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["mqar", "mlp-challenge", "charlm", "fashion"]);
+        assert_eq!(
+            names,
+            [
+                "mqar",
+                "mqar-rediscovery",
+                "noisy-recall",
+                "selective-copy",
+                "memorization",
+                "mlp-challenge",
+                "fuzzy-recall",
+                "charlm",
+                "fashion"
+            ]
+        );
     }
 
     #[test]
@@ -513,7 +526,7 @@ mod tests {
         assert_eq!(c.archive, Path::new("out/campaigns/mqar/evolution/2"));
         assert_eq!(c.search.strategy, StrategyChoice::Evolution);
         assert_eq!(c.search.seed, 2);
-        assert_eq!(c.budget.max_compute_seconds, Some(240.0));
+        assert_eq!(c.budget.max_compute_seconds, Some(120.0));
         assert_eq!(c.budget.max_candidates, None);
         assert_eq!(c.evaluation.max_params, Some(5000));
         assert_eq!(c.limits().max_params, 5000);
@@ -524,7 +537,7 @@ mod tests {
         let base = DEFAULT_SUITE;
         let cases = [
             (
-                base.replace("campaigns = 3", "campaigns = 0"),
+                base.replace("campaigns = 5", "campaigns = 0"),
                 "`campaigns` must be at least 1",
             ),
             (
@@ -532,7 +545,7 @@ mod tests {
                 "`size_cap` must be at least 1",
             ),
             (
-                base.replace("max_compute_seconds = 240", "max_compute_seconds = -1"),
+                base.replace("max_compute_seconds = 120", "max_compute_seconds = -1"),
                 "`budget.max_compute_seconds` must be a positive number",
             ),
             (
@@ -552,10 +565,7 @@ mod tests {
                 "unknown field `finale`",
             ),
             (
-                base.replace(
-                    "learning_rates = [1e-3, 3e-3, 1e-2]",
-                    "learning_rates = [1e-3, 0.0]",
-                ),
+                base.replace("learning_rates = []", "learning_rates = [1e-3, 0.0]"),
                 "`final.learning_rates` must be positive numbers",
             ),
         ];

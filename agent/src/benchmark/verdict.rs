@@ -156,6 +156,8 @@ mod tests {
     fn a_failed_calibration_or_a_suite_turns_verdicts_off() {
         let mut c = Calibration {
             chance: 0.03,
+            ceiling: 1.0,
+            long_best: None,
             position: 0.0,
             spread_sds: Some(0.1),
             accepted: false,
@@ -168,5 +170,17 @@ mod tests {
         assert!(why.contains("0% of the way"), "{why}");
         c.accepted = true;
         assert_eq!(Verdicts::of(true, Some(&c)), Verdicts::Given);
+        // A setting whose best seed saturates at the longer budget cannot rank designs there.
+        c.position = 0.45;
+        c.spread_sds = Some(10.0);
+        assert!(c.refusal().is_empty());
+        c.long_best = Some(0.985);
+        let why = c.refusal().join("; ");
+        assert!(
+            why.contains("0.985 at the longer budget, the ceiling"),
+            "{why}"
+        );
+        c.long_best = Some(0.9);
+        assert!(c.refusal().is_empty());
     }
 }
