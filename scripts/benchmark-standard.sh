@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the discovery benchmark's standard preset (under 2 hours on 2 cores) and copies its
+# Runs the discovery benchmark's standard preset (about 2½ hours on 2 cores) and copies its
 # report, results and plots into docs/benchmark/. The same command resumes an interrupted run:
 # finished campaigns and stored final runs are not run again.
 #

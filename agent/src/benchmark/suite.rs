@@ -509,9 +509,9 @@ mod tests {
                 "mqar-rediscovery",
                 "noisy-recall",
                 "selective-copy",
-                "memorization",
-                "mlp-challenge",
                 "fuzzy-recall",
+                "mlp-challenge",
+                "memorization",
                 "charlm",
                 "fashion"
             ]
