@@ -1180,3 +1180,21 @@ async fn random_search_does_not_exhaust_a_one_seed_task() {
     assert!((2.2..=4.0).contains(&mean), "mean edits {mean}");
     assert!(edits.iter().any(|&n| n >= 5), "no proposal with 5 edits");
 }
+
+/// Random search in a tiny space: its many edits mostly give duplicates or code that does not
+/// trace, and neither counts as something new, so the run ends as exhausted instead of
+/// proposing forever with its compute budget never spent (a regression: untraced mutations
+/// reset the count).
+#[tokio::test(start_paused = true)]
+async fn random_search_in_a_used_up_space_ends_as_exhausted() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("tiny.star");
+    std::fs::write(&seed, "# name: tiny\n# task: mqar\nD = 16\n\ndef model(tokens):\n    return linear(embedding(tokens, VOCAB, D), VOCAB)\n").unwrap();
+    let mut config = config(&["mlp_only"], "max_compute_seconds = 1000000", "");
+    config.seeds = vec![autoarch_agent::seeds::SeedSpec::File(seed)];
+    config.search.strategy = StrategyChoice::Random;
+    let c = campaign(config, scored(1.0));
+    let s = c.run().await.unwrap();
+    assert_eq!(s.stop, Stop::Exhausted(50), "{:?}", s.stop);
+    assert!(s.proposals < 2000, "{} proposals", s.proposals);
+}

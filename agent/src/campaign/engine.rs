@@ -927,8 +927,10 @@ impl<'c> Engine<'c> {
         Ok(())
     }
 
-    /// Stores a proposal and queues its evaluation when it is new; whether it gave anything
-    /// (a new design, or code that did not trace, which is a lesson) rather than a duplicate.
+    /// Stores a proposal and queues its evaluation when it is new; whether it gave anything: a
+    /// new design, or an LLM's code that did not trace (a lesson for the repair prompts). A
+    /// duplicate gives nothing, nor does a mutation that did not trace (no one learns from it:
+    /// a random sampler in a small space makes such edits, and duplicates, forever).
     fn store(&mut self, n: u64, mut p: Proposal, kind: ProposerKind) -> Result<bool> {
         let notes = std::mem::take(&mut p.notes);
         let tags = match self.purpose {
@@ -991,7 +993,11 @@ impl<'c> Engine<'c> {
                 remember(&mut self.failures, failure);
             }
         }
-        Ok(stored != Stored::Duplicate)
+        Ok(match stored {
+            Stored::Queued => true,
+            Stored::Untraced => kind != ProposerKind::Mutation,
+            Stored::Duplicate => false,
+        })
     }
 
     /// A proposer's notes (e.g. a model switching how it answers): the archive's event log,

@@ -127,8 +127,9 @@ pub enum Stop {
     Machine(String),
     /// No candidate evaluated successfully, so there is no parent to propose from.
     NoParent,
-    /// This many proposals in a row gave only designs the archive already holds: the search
-    /// space around the parents looks used up (a budget of compute alone would never be spent).
+    /// This many proposals in a row gave no new design (duplicates, or mutations that did not
+    /// trace): the search space around the parents looks used up (a budget of compute alone
+    /// would never be spent).
     Exhausted(u32),
 }
 
@@ -145,7 +146,7 @@ impl Stop {
                     .into()
             }
             Stop::Exhausted(n) => format!(
-                "stopped: the last {n} proposals were all designs the archive holds, so the search space looks used up (more edits per proposal, other seeds or an LLM would widen it)"
+                "stopped: the last {n} proposals gave no new design (each was one the archive holds, or an edit that did not trace), so the search space looks used up (more edits per proposal, other seeds or an LLM would widen it)"
             ),
         }
     }
