@@ -181,13 +181,18 @@ async fn time_and_compute_budgets_stop_the_run() {
         scored(30.0),
     );
     let s = c.run().await.unwrap();
+    let spent = stopped_by_compute(&s, &c.archive);
+    assert!((99.0..=100.0).contains(&spent), "{spent}");
+}
+
+/// Checks that the run stopped on its compute budget, and returns what it spent.
+fn stopped_by_compute(s: &RunSummary, archive: &Archive) -> f64 {
     assert!(
         matches!(&s.stop, Stop::Budget(b) if b.contains("compute budget")),
         "{:?}",
         s.stop
     );
-    let spent = compute_spent(&c.archive);
-    assert!((99.0..=100.0).contains(&spent), "{spent}");
+    compute_spent(archive)
 }
 
 /// Evaluation-seconds spent: the evaluations' and those of jobs cut at the end of the budget.
@@ -221,12 +226,7 @@ async fn the_compute_budget_is_charged_at_dispatch_so_a_long_last_job_never_over
             evaluator.clone(),
         );
         let s = c.run().await.unwrap();
-        assert!(
-            matches!(&s.stop, Stop::Budget(b) if b.contains("compute budget")),
-            "{:?}",
-            s.stop
-        );
-        let spent = compute_spent(&c.archive);
+        let spent = stopped_by_compute(&s, &c.archive);
         assert!(
             (spent - budget).abs() <= 0.02 * budget,
             "budget {budget}: spent {spent}"

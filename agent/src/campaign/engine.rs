@@ -475,14 +475,16 @@ impl<'c> Engine<'c> {
             let Some(&spec) = self.queue.front() else {
                 break;
             };
-            let (job, mut limits) = jobs::job(&self.c.archive, &self.c.config, spec)?;
-            if let Some(reservation) = self.reservation(limits.timeout.as_secs_f64()) {
-                limits.timeout = Duration::from_secs_f64(reservation.seconds);
-                self.reserved.insert(spec, reservation);
-            } else if self.compute_budget().is_some() {
+            let reservation = self.reservation(self.c.config.evaluation.timeout_seconds);
+            if reservation.is_none() && self.compute_budget().is_some() {
                 break;
             }
             self.queue.pop_front();
+            let (job, mut limits) = jobs::job(&self.c.archive, &self.c.config, spec)?;
+            if let Some(reservation) = reservation {
+                limits.timeout = Duration::from_secs_f64(reservation.seconds);
+                self.reserved.insert(spec, reservation);
+            }
             let evaluator = self.c.evaluator.clone();
             let cancel = self.cancel.clone();
             self.running.spawn(async move {
