@@ -160,14 +160,14 @@ impl Default for FinalProtocol {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
     /// A smoke test: the first task, one campaign per arm of at most 120 evaluation-seconds,
-    /// 3 final seeds, a random population of 8, no long budget and no learning-rate sweep
-    /// (about 6 minutes on 2 cores).
+    /// 3 final seeds, a random population of 8, no long budget, no learning-rate sweep and no
+    /// verdicts (8 min 45 s on 2 cores when last measured).
     Quick,
     /// The suite as written.
     Standard,
-    /// The suite at 10 campaigns per arm, and with the embedded suite, the `charlm` and
-    /// `fashion` tasks too (their data from `scripts/fetch-data.sh`): for bigger machines or a
-    /// cluster.
+    /// The suite at 10 campaigns per arm or more, and with the embedded suite, the MLP
+    /// challenge, memorization, `charlm` and `fashion` too (the last two's data from
+    /// `scripts/fetch-data.sh`): for bigger machines or a cluster.
     Full,
 }
 
