@@ -122,7 +122,7 @@ fn the_dry_run_prints_the_plan_and_its_compute_and_creates_nothing() {
             "--campaigns",
             "4",
             "--tasks",
-            "selective-copy,mqar",
+            "selective-copy,mqar-rediscovery",
         ],
     );
     assert!(o.status.success(), "{}", text(&o));

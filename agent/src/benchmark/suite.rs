@@ -489,7 +489,7 @@ mod tests {
     #[test]
     fn the_embedded_suite_is_valid_and_the_quick_preset_shrinks_it() {
         let s = Suite::embedded();
-        assert_eq!(s.tasks.len(), 5);
+        assert_eq!(s.tasks.len(), 4);
         assert_eq!(s.arms.len(), 3);
         assert_eq!(s.random_arm().map(|a| a.name.as_str()), Some("random"));
         let q = s.clone().with_preset(Preset::Quick);
@@ -505,11 +505,11 @@ mod tests {
         assert_eq!(
             names,
             [
-                "mqar",
                 "mqar-rediscovery",
                 "noisy-recall",
                 "selective-copy",
                 "fuzzy-recall",
+                "mqar",
                 "mlp-challenge",
                 "memorization",
                 "charlm",
@@ -522,8 +522,11 @@ mod tests {
     fn each_campaign_gets_the_same_budget_its_strategy_and_its_seed() {
         let s = Suite::embedded();
         let c = s.campaign(&s.tasks[0], &s.arms[1], 2, Path::new("out"), Some(5000));
-        assert_eq!(c.name, "default-mqar-evolution-2");
-        assert_eq!(c.archive, Path::new("out/campaigns/mqar/evolution/2"));
+        assert_eq!(c.name, "default-mqar-rediscovery-evolution-2");
+        assert_eq!(
+            c.archive,
+            Path::new("out/campaigns/mqar-rediscovery/evolution/2")
+        );
         assert_eq!(c.search.strategy, StrategyChoice::Evolution);
         assert_eq!(c.search.seed, 2);
         assert_eq!(c.budget.max_compute_seconds, Some(120.0));
