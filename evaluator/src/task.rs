@@ -465,7 +465,7 @@ impl Task {
                 refuse_unused(config, &[TaskOption::Data])?;
                 let path = config.data.clone().ok_or_else(|| {
                     TaskError::Options(
-                        "task custom needs --data TASK.toml (see README: custom tasks)".into(),
+                        "task custom needs --data TASK.toml (see docs/tasks.md: custom tasks)".into(),
                     )
                 })?;
                 Task::from_custom(crate::custom::load(&path)?, seed)

@@ -1,7 +1,7 @@
 //! Fuzz the tracer with arbitrary source text: it must never panic, and every program that
 //! traces must print back to flat Starlark with the same fingerprint.
 //!
-//! `cargo fuzz run trace` from `sandbox/` (see README.md, "Fuzzing").
+//! `cargo fuzz run trace` from `sandbox/` (see docs/testing.md, "Fuzzing").
 
 #![no_main]
 
