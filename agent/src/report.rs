@@ -5,27 +5,23 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use autoarch_archive::{Archive, Campaign, Listed, Outcome, ProposerKind, Status};
+use autoarch_archive::{Archive, Campaign, Listed, ProposerKind, Status};
 
 use crate::campaign::ranking::{is_random, ranking};
 use crate::campaign::{Result, State};
 use crate::text::grouped;
 
+/// The mean and the sample SD (n − 1), as every spread autoarch shows.
 fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
-    (mean, var.sqrt())
+    (
+        autoarch_archive::stats::mean(v),
+        autoarch_archive::stats::sd(v),
+    )
 }
 
-/// The short-budget (fidelity 0) score of a candidate, if it has one.
+/// The short-budget (fidelity 0) score of a candidate, if it has one: its summary's.
 fn short_score(archive: &Archive, id: u64) -> Option<f64> {
-    archive
-        .evaluations(id)
-        .ok()?
-        .iter()
-        .filter(|e| e.fidelity == 0 && e.outcome == Outcome::Ok)
-        .find_map(|e| e.metrics.get("score").copied())
+    archive.summary(id).ok()?.short_score
 }
 
 fn is_proposal(l: &Listed) -> bool {
@@ -146,10 +142,7 @@ fn counts(own: &[&Listed]) -> String {
         .filter(|l| l.candidate.proposer == ProposerKind::Seed)
         .count();
     let proposed: Vec<&&Listed> = own.iter().filter(|l| is_proposal(l)).collect();
-    let traced = proposed
-        .iter()
-        .filter(|l| !l.candidate.fingerprint.is_empty())
-        .count();
+    let traced = proposed.iter().filter(|l| l.candidate.traced()).count();
     let _ = writeln!(
         out,
         "- candidates: {} ({seeds} seeds, {} proposed, {} other); status: {}",
@@ -183,7 +176,7 @@ fn best_table(ok: &[&Listed]) -> String {
         .cloned()
         .collect();
     out.push_str(
-        "Promoted (longer, multi-seed) results first, then by score; ties go to the lower validation loss, then fewer parameters. ± is the spread over seeds.\n\n",
+        "Promoted (longer, multi-seed) results first, then by score; ties go to the lower validation loss, then fewer parameters. ± is the sample SD over seeds (n − 1).\n\n",
     );
     let _ = write!(
         out,
@@ -396,7 +389,7 @@ fn llm_section(archive: &Archive, own: &[&Listed]) -> Result<String> {
             .entry((c.model.clone().unwrap_or_default(), answer.clone()))
             .or_default();
         m.proposals += 1;
-        let traced = !c.fingerprint.is_empty();
+        let traced = c.traced();
         if traced && c.calls.len() == 1 {
             m.first_time += 1;
         } else if traced {

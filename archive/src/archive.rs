@@ -22,6 +22,8 @@ use crate::record::{
 };
 use crate::{Error, Result};
 
+mod verify;
+
 /// The file a writer leaves beside the database for review commands to read while it runs.
 pub const SNAPSHOT_FILE: &str = "snapshot.jsonl";
 
@@ -93,6 +95,21 @@ fn island_key(island: u32, id: CandidateId) -> Vec<u8> {
     k
 }
 
+/// The entries a successful candidate has in the indexes of successful candidates, of its
+/// island and of its MAP-Elites cell's members (written by `stage_indexes`, checked by
+/// `verify`).
+fn memberships(c: &Candidate) -> [(Tree, Vec<u8>); 3] {
+    let cell = Cell::of(&c.stats).key();
+    [
+        (Tree::Successful, id_key(c.id).to_vec()),
+        (Tree::Islands, island_key(c.island, c.id)),
+        (
+            Tree::CellMembers,
+            named_key(&String::from_utf8_lossy(&cell), &id_key(c.id)),
+        ),
+    ]
+}
+
 /// The metrics a successful candidate is ranked by: its evaluated metrics, plus its size.
 fn ranked_metrics(candidate: &Candidate, summary: &Summary) -> BTreeMap<String, f64> {
     if summary.status != Status::Ok {
@@ -127,10 +144,8 @@ pub fn summarise(candidate: &Candidate, evaluations: &[Evaluation]) -> Summary {
             .filter_map(|e| e.metrics.get(name))
             .copied()
             .collect();
-        let mean = values.iter().sum::<f64>() / values.len() as f64;
-        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
-        metrics.insert(name.clone(), mean);
-        spread.insert(name.clone(), var.sqrt());
+        metrics.insert(name.clone(), crate::stats::mean(&values));
+        spread.insert(name.clone(), crate::stats::sd(&values));
     }
     let short: Vec<f64> = ok
         .iter()
@@ -155,6 +170,7 @@ pub fn summarise(candidate: &Candidate, evaluations: &[Evaluation]) -> Summary {
         evaluations: evaluations.len() as u32,
         last_outcome,
         short_score,
+        sample_spread: true,
     }
 }
 
@@ -447,17 +463,14 @@ impl Archive {
         for (metric, value) in ranked_metrics(c, new) {
             writes.put(Tree::Metrics, metric_key(&metric, value, c.id), Vec::new());
         }
-        let cell = Cell::of(&c.stats);
-        let member = named_key(&String::from_utf8_lossy(&cell.key()), &id_key(c.id));
-        if new.status == Status::Ok {
-            writes.put(Tree::Successful, id_key(c.id).to_vec(), Vec::new());
-            writes.put(Tree::Islands, island_key(c.island, c.id), Vec::new());
-            writes.put(Tree::CellMembers, member, Vec::new());
-        } else {
-            writes.delete(Tree::Successful, id_key(c.id).to_vec());
-            writes.delete(Tree::Islands, island_key(c.island, c.id));
-            writes.delete(Tree::CellMembers, member);
+        for (tree, key) in memberships(c) {
+            if new.status == Status::Ok {
+                writes.put(tree, key, Vec::new());
+            } else {
+                writes.delete(tree, key);
+            }
         }
+        let cell = Cell::of(&c.stats);
         // The cell's elite: the best score among its successful members.
         let elite = self
             .backend
@@ -622,7 +635,17 @@ impl Archive {
 
     /// A summary stored before the short-budget score was kept gets it on reading: at fidelity
     /// 0 it is the score; a promoted candidate's is read from its evaluations.
+    ///
+    /// A summary stored before spreads were sample SDs gets them recomputed from its
+    /// evaluations (only a candidate with several seeds has a spread to change).
     fn completed(&self, id: CandidateId, mut s: Summary) -> Result<Summary> {
+        if !s.sample_spread {
+            if s.spread.values().any(|v| *v != 0.0) {
+                let candidate = self.candidate(id)?.ok_or(Error::UnknownCandidate(id))?;
+                s.spread = summarise(&candidate, &self.evaluations(id)?).spread;
+            }
+            s.sample_spread = true;
+        }
         if s.short_score.is_none() && s.status == Status::Ok {
             s.short_score = if s.fidelity == 0 {
                 s.score()
@@ -874,215 +897,10 @@ impl Archive {
 
     // ---- verify, export, import -------------------------------------------------------------
 
-    /// Check that every record decodes and every reference resolves. Reports; repairs nothing.
+    /// Check that every record decodes, every reference resolves and every index holds what the
+    /// records call for. Reports; repairs nothing.
     pub fn verify(&self) -> Result<Vec<Problem>> {
-        let mut problems = Vec::new();
-        let mut report = |tree: Tree, key: String, message: String| {
-            problems.push(Problem {
-                tree: tree.name(),
-                key,
-                message,
-            })
-        };
-        let mut candidates: BTreeMap<CandidateId, Candidate> = BTreeMap::new();
-        for (k, v) in self
-            .backend
-            .scan(Tree::Candidates, &[], false, usize::MAX)?
-        {
-            let key = key_id(&k)
-                .map(|i| i.to_string())
-                .unwrap_or_else(|| format!("{k:?}"));
-            match decode_candidate(&v) {
-                Ok(c) if key_id(&k) == Some(c.id) => {
-                    candidates.insert(c.id, c);
-                }
-                Ok(c) => report(Tree::Candidates, key, format!("holds candidate {}", c.id)),
-                Err(e) => report(Tree::Candidates, key, e.to_string()),
-            }
-        }
-        let next = self.candidate_count()?;
-        for c in candidates.values() {
-            if c.id >= next {
-                report(
-                    Tree::Meta,
-                    "next_candidate".into(),
-                    format!("{next} is not above id {}", c.id),
-                );
-            }
-            for p in c.parents.iter().chain(&c.duplicate_of) {
-                if !candidates.contains_key(p) {
-                    report(
-                        Tree::Candidates,
-                        c.id.to_string(),
-                        format!("refers to missing candidate {p}"),
-                    );
-                }
-            }
-            match self.find_fingerprint(&c.fingerprint)? {
-                Some(first)
-                    if first <= c.id
-                        && candidates
-                            .get(&first)
-                            .is_some_and(|f| f.fingerprint == c.fingerprint) => {}
-                other => report(
-                    Tree::Fingerprints,
-                    c.fingerprint.clone(),
-                    format!(
-                        "indexes {other:?}, not the first candidate with it (≤ {})",
-                        c.id
-                    ),
-                ),
-            }
-            for p in &c.parents {
-                if self
-                    .backend
-                    .get(Tree::Children, &pair_key(*p, c.id))?
-                    .is_none()
-                {
-                    report(
-                        Tree::Children,
-                        format!("{p}/{}", c.id),
-                        "missing child entry".into(),
-                    );
-                }
-            }
-            for t in &c.tags {
-                if self
-                    .backend
-                    .get(Tree::Tags, &named_key(t, &id_key(c.id)))?
-                    .is_none()
-                {
-                    report(
-                        Tree::Tags,
-                        format!("{t}/{}", c.id),
-                        "missing tag entry".into(),
-                    );
-                }
-            }
-        }
-        let mut evaluations: BTreeMap<CandidateId, Vec<Evaluation>> = BTreeMap::new();
-        let next_eval = self.counter("next_evaluation")?;
-        for (k, v) in self
-            .backend
-            .scan(Tree::Evaluations, &[], false, usize::MAX)?
-        {
-            let key = format!(
-                "{:?}/{:?}",
-                key_id(&k[..8.min(k.len())]),
-                key_id(k.get(8..).unwrap_or_default())
-            );
-            match decode_evaluation(&v) {
-                Ok(e) if k == eval_key(e.candidate, e.id) => {
-                    if !candidates.contains_key(&e.candidate) {
-                        report(
-                            Tree::Evaluations,
-                            key,
-                            format!("evaluates missing candidate {}", e.candidate),
-                        );
-                    } else if e.id >= next_eval {
-                        report(
-                            Tree::Meta,
-                            "next_evaluation".into(),
-                            format!("{next_eval} is not above id {}", e.id),
-                        );
-                    } else {
-                        evaluations.entry(e.candidate).or_default().push(e);
-                    }
-                }
-                Ok(e) => report(
-                    Tree::Evaluations,
-                    key,
-                    format!("holds evaluation {} of {}", e.id, e.candidate),
-                ),
-                Err(e) => report(Tree::Evaluations, key, e.to_string()),
-            }
-        }
-        let mut expected_metrics = BTreeSet::new();
-        for c in candidates.values() {
-            let expected = summarise(c, evaluations.get(&c.id).map(Vec::as_slice).unwrap_or(&[]));
-            match self.summary(c.id) {
-                Ok(s) if summaries_match(&s, &expected) => {}
-                Ok(s) => report(
-                    Tree::Summaries,
-                    c.id.to_string(),
-                    format!(
-                        "says {} with {} evaluations; the evaluations say {} with {}",
-                        s.status.as_str(),
-                        s.evaluations,
-                        expected.status.as_str(),
-                        expected.evaluations
-                    ),
-                ),
-                Err(e) => report(Tree::Summaries, c.id.to_string(), e.to_string()),
-            }
-            for (m, v) in ranked_metrics(c, &expected) {
-                expected_metrics.insert(metric_key(&m, v, c.id));
-            }
-        }
-        let indexed: BTreeSet<Vec<u8>> = self
-            .backend
-            .scan(Tree::Metrics, &[], false, usize::MAX)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        for missing in expected_metrics.difference(&indexed) {
-            report(
-                Tree::Metrics,
-                String::from_utf8_lossy(missing).into_owned(),
-                "missing ranking entry".into(),
-            );
-        }
-        for extra in indexed.difference(&expected_metrics) {
-            report(
-                Tree::Metrics,
-                String::from_utf8_lossy(extra).into_owned(),
-                "ranking entry for no successful candidate".into(),
-            );
-        }
-        for (cell, elite) in self.cells()? {
-            match candidates.get(&elite) {
-                Some(c) if Cell::of(&c.stats) == cell => {}
-                _ => report(
-                    Tree::Cells,
-                    String::from_utf8_lossy(&cell.key()).into_owned(),
-                    format!("elite {elite} is missing or not in the cell"),
-                ),
-            }
-        }
-        for (k, v) in self.backend.scan(Tree::Insights, &[], false, usize::MAX)? {
-            let key = key_id(&k).map(|i| i.to_string()).unwrap_or_default();
-            match decode_other::<Insight>(&v, "insight") {
-                Ok(i) => {
-                    for e in i.evidence.iter().filter(|e| !candidates.contains_key(e)) {
-                        report(
-                            Tree::Insights,
-                            key.clone(),
-                            format!("cites missing candidate {e}"),
-                        );
-                    }
-                }
-                Err(e) => report(Tree::Insights, key, e.to_string()),
-            }
-        }
-        for (k, v) in self.backend.scan(Tree::Events, &[], false, usize::MAX)? {
-            if let Err(e) = decode_other::<Event>(&v, "event") {
-                report(
-                    Tree::Events,
-                    key_id(&k).map(|i| i.to_string()).unwrap_or_default(),
-                    e.to_string(),
-                );
-            }
-        }
-        for (k, v) in self.backend.scan(Tree::Campaigns, &[], false, usize::MAX)? {
-            if let Err(e) = decode_other::<Campaign>(&v, "campaign") {
-                report(
-                    Tree::Campaigns,
-                    String::from_utf8_lossy(&k).into_owned(),
-                    e.to_string(),
-                );
-            }
-        }
-        Ok(problems)
+        verify::Verifier::run(self)
     }
 
     /// Write the whole archive as JSON lines: a header, then campaigns, candidates, evaluations,
@@ -1236,4 +1054,107 @@ fn summaries_match(a: &Summary, b: &Summary) -> bool {
 fn decode_metric_key(rest: &[u8]) -> Option<(f64, CandidateId)> {
     let value: [u8; 8] = rest.get(..8)?.try_into().ok()?;
     Some((f64_from_ordered(value), key_id(rest.get(8..16)?)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    #[test]
+    fn spreads_are_sample_sds_and_older_summaries_are_recomputed_on_reading() {
+        let archive = Archive::in_memory();
+        let id = archive
+            .insert_candidate(testing::candidate("three seeds", &[]))
+            .unwrap();
+        for (seed, score) in [(0, 0.5), (1, 0.6), (2, 1.0)] {
+            let mut e = testing::evaluation(id, score, 1.0);
+            e.seed = seed;
+            archive.record_evaluation(e).unwrap();
+        }
+        let summary = archive.summary(id).unwrap();
+        // Deviations from 0.7: 0.2, 0.1, 0.3; their squares sum to 0.14, over n − 1 = 2.
+        let sample = 0.07f64.sqrt();
+        assert!((summary.spread["score"] - sample).abs() < 1e-12);
+        assert!(summary.sample_spread);
+
+        // A summary as an older autoarch wrote it: no `sample_spread`, the SD divided by n.
+        let mut legacy = serde_json::to_value(&summary).unwrap();
+        legacy["spread"]["score"] = serde_json::json!((0.14f64 / 3.0).sqrt());
+        legacy.as_object_mut().unwrap().remove("sample_spread");
+        let legacy: Summary = serde_json::from_value(legacy).unwrap();
+        let mut w = WriteSet::default();
+        w.put(
+            Tree::Summaries,
+            id_key(id).to_vec(),
+            encode(&legacy, OTHER_VERSION),
+        );
+        archive.backend.apply(&w, true).unwrap();
+        let read = archive.summary(id).unwrap();
+        assert!((read.spread["score"] - sample).abs() < 1e-12);
+        let listed = archive.list().unwrap();
+        assert!((listed[0].summary.spread["score"] - sample).abs() < 1e-12);
+        assert!(archive.verify().unwrap().is_empty());
+    }
+
+    /// Two successful candidates in one MAP-Elites cell (same size), the second the better.
+    fn two_in_a_cell() -> (Archive, CandidateId, CandidateId) {
+        let archive = Archive::in_memory();
+        let a = archive
+            .insert_candidate(testing::candidate("a", &[]))
+            .unwrap();
+        let b = archive
+            .insert_candidate(testing::candidate("b", &[]))
+            .unwrap();
+        archive
+            .record_evaluation(testing::evaluation(a, 0.4, 1.0))
+            .unwrap();
+        archive
+            .record_evaluation(testing::evaluation(b, 0.7, 1.0))
+            .unwrap();
+        assert_eq!(archive.verify().unwrap(), vec![]);
+        (archive, a, b)
+    }
+
+    fn damage(archive: &Archive, write: impl FnOnce(&mut WriteSet)) -> Vec<String> {
+        let mut w = WriteSet::default();
+        write(&mut w);
+        archive.backend.apply(&w, true).unwrap();
+        archive
+            .verify()
+            .unwrap()
+            .into_iter()
+            .map(|p| format!("{}: {}", p.tree, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn verify_checks_the_membership_indexes_and_the_elites() {
+        let (archive, a, _) = two_in_a_cell();
+        let found = damage(&archive, |w| w.delete(Tree::Successful, id_key(a).to_vec()));
+        assert_eq!(found, ["successful: missing entry"]);
+
+        let (archive, a, _) = two_in_a_cell();
+        let found = damage(&archive, |w| {
+            w.put(Tree::Islands, island_key(7, a), Vec::new())
+        });
+        assert_eq!(found, ["islands: entry for no successful candidate"]);
+
+        let (archive, a, _) = two_in_a_cell();
+        let candidate = archive.candidate(a).unwrap().unwrap();
+        let (tree, key) = memberships(&candidate)[2].clone();
+        let found = damage(&archive, |w| w.delete(tree, key));
+        assert_eq!(found, ["cell_members: missing entry"]);
+
+        // The elite must be the cell's best: `a` scores 0.4 against `b`'s 0.7.
+        let (archive, a, _) = two_in_a_cell();
+        let cell = Cell::of(&archive.candidate(a).unwrap().unwrap().stats).key();
+        let found = damage(&archive, |w| w.put(Tree::Cells, cell, id_key(a).to_vec()));
+        assert_eq!(
+            found,
+            [format!(
+                "cells: elite {a} is missing, not in the cell or not its best"
+            )]
+        );
+    }
 }

@@ -34,6 +34,7 @@ pub mod backend;
 pub mod lock;
 pub mod query;
 pub mod record;
+pub mod stats;
 pub mod testing;
 
 pub use archive::{Archive, Listed, Problem};

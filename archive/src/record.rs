@@ -127,6 +127,14 @@ pub struct Candidate {
     pub created_ms: u64,
 }
 
+impl Candidate {
+    /// Whether its code traced: a candidate that did not trace has no fingerprint (and no
+    /// graph, so it is never trained).
+    pub fn traced(&self) -> bool {
+        !self.fingerprint.is_empty()
+    }
+}
+
 /// A candidate before the archive has given it an id and a time.
 #[derive(Clone, PartialEq, Debug)]
 pub struct NewCandidate {
@@ -284,7 +292,7 @@ pub struct Summary {
     pub fidelity: u32,
     /// Mean of each metric over the successful evaluations at that fidelity (seeds).
     pub metrics: BTreeMap<String, f64>,
-    /// Standard deviation over those seeds (0 for one seed).
+    /// The sample standard deviation (n − 1) over those seeds (0 for one seed).
     pub spread: BTreeMap<String, f64>,
     pub evaluations: u32,
     pub last_outcome: Option<Outcome>,
@@ -293,6 +301,10 @@ pub struct Summary {
     /// `None` in archives written before it was kept, until the candidate's next evaluation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub short_score: Option<f64>,
+    /// Whether `spread` is the sample SD. Archives written before it was (their spread divided
+    /// by n) have `false`, and their spreads are recomputed from the evaluations on reading.
+    #[serde(default)]
+    pub sample_spread: bool,
 }
 
 impl Summary {

@@ -10,21 +10,8 @@ use rand_chacha::ChaCha8Rng;
 /// Bootstrap resamples per interval.
 pub const RESAMPLES: usize = 10_000;
 
-pub fn mean(xs: &[f64]) -> f64 {
-    if xs.is_empty() {
-        return f64::NAN;
-    }
-    xs.iter().sum::<f64>() / xs.len() as f64
-}
-
-/// The sample standard deviation (n − 1); 0 for fewer than two values.
-pub fn sd(xs: &[f64]) -> f64 {
-    if xs.len() < 2 {
-        return 0.0;
-    }
-    let m = mean(xs);
-    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
-}
+/// The mean and the sample SD are the archive's (one definition for every spread shown).
+pub use autoarch_archive::stats::{mean, sd};
 
 pub fn median(xs: &[f64]) -> f64 {
     if xs.is_empty() {

@@ -389,8 +389,8 @@ fn per_fidelity(evaluations: &[Evaluation]) -> Vec<Value> {
                 .map(|(k, v)| {
                     context! {
                         name => k,
-                        mean => crate::benchmark::stats::mean(&v),
-                        sd => crate::benchmark::stats::sd(&v),
+                        mean => autoarch_archive::stats::mean(&v),
+                        sd => autoarch_archive::stats::sd(&v),
                         n => v.len(),
                     }
                 })

@@ -233,6 +233,62 @@ async fn a_candidate_and_its_lineage_render_with_their_structure() {
     .await;
 }
 
+/// The number after `after` in `text` (from its first occurrence), as printed.
+fn number_after(text: &str, after: &str) -> f64 {
+    let rest = &text[text
+        .find(after)
+        .unwrap_or_else(|| panic!("no {after:?} in the page"))
+        + after.len()..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_report_and_the_dashboard_agree_on_a_candidates_spread() {
+    let (dash, _) = dashboard(60);
+    let best = dash.view().best.unwrap();
+    let archive = dash.archive();
+    let summary = archive.summary(best).unwrap();
+    assert!(summary.fidelity > 0, "the fixture's best is promoted");
+    let scores: Vec<f64> = archive
+        .evaluations(best)
+        .unwrap()
+        .iter()
+        .filter(|e| e.fidelity == summary.fidelity)
+        .filter_map(|e| e.metrics.get("score").copied())
+        .collect();
+    assert!(scores.len() >= 2, "{scores:?}");
+    // The sample SD by hand (n − 1).
+    let m = scores.iter().sum::<f64>() / scores.len() as f64;
+    let by_hand =
+        (scores.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (scores.len() - 1) as f64).sqrt();
+    assert!(by_hand > 0.0);
+    let report = crate::report::render(&archive).unwrap();
+    let row = report
+        .lines()
+        .find(|l| l.contains(&format!("| {best} |")) && l.contains(" ± "))
+        .unwrap_or_else(|| panic!("no row of #{best} in the report:\n{report}"));
+    let in_report = number_after(row, " ± ");
+    let html = get(&dash, &format!("/candidate/{best}")).await.body;
+    // The highest fidelity's table comes last; its score row is mean, then SD.
+    let last = &html[html.rfind("<td>score</td>").unwrap()..];
+    let cells: Vec<&str> = last
+        .split("<td class=\"num\">")
+        .skip(1)
+        .take(2)
+        .map(|c| c.split('<').next().unwrap())
+        .collect();
+    let in_dashboard: f64 = cells[1].parse().unwrap();
+    for (what, shown) in [("report", in_report), ("dashboard", in_dashboard)] {
+        assert!(
+            (shown - by_hand).abs() < 5e-5,
+            "the {what} shows {shown}, the sample SD is {by_hand}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn pareto_compare_and_report_render_with_their_structure() {
     let (dash, ids) = dashboard(60);
