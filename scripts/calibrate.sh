@@ -21,11 +21,11 @@ bin=${AUTOARCH_BIN:-target/release/autoarch}
 
 default_tasks() {
     cat <<'EOF'
-mqar: --task mqar --seq-len 32 --vocab 64 --kv-pairs 4 --batch-size 32
-mqar-hard: --task mqar --seq-len 64 --vocab 64 --kv-pairs 8 --batch-size 32
-noisy_recall: --task noisy_recall --seq-len 32 --vocab 64 --kv-pairs 4 --noise 0.2 --batch-size 32
+mqar: --task mqar --seq-len 32 --vocab 64 --kv-pairs 3 --batch-size 32
+mqar-hard: --task mqar --seq-len 64 --vocab 512 --kv-pairs 8 --batch-size 32
+noisy_recall: --task noisy_recall --seq-len 32 --vocab 64 --kv-pairs 3 --noise 0.2 --batch-size 32
 selective_copy: --task selective_copy --seq-len 32 --vocab 16 --copy 8 --batch-size 32
-fuzzy_recall: --task fuzzy_recall --seq-len 64 --vocab 32 --kv-pairs 4 --motif 2 --batch-size 32
+fuzzy_recall: --task fuzzy_recall --seq-len 32 --vocab 32 --kv-pairs 3 --motif 2 --batch-size 32
 memorization: --task memorization --seq-len 32 --vocab 64 --motif 2 --batch-size 32
 EOF
 }

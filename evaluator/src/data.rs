@@ -251,6 +251,23 @@ impl CharCorpus {
         })
     }
 
+    /// The bits per character of the unigram model on the validation text: each character
+    /// predicted with its frequency in the training text, add-one smoothed over the vocabulary.
+    pub fn unigram_bpc(&self) -> f64 {
+        let mut counts = vec![1.0f64; CHAR_VOCAB];
+        for &c in &self.train {
+            counts[c as usize] += 1.0;
+        }
+        let total: f64 = counts.iter().sum();
+        // Every validation character after the first is a target (windows predict the next).
+        let targets = &self.validation[1..];
+        let bits: f64 = targets
+            .iter()
+            .map(|&c| -(counts[c as usize] / total).log2())
+            .sum();
+        bits / targets.len() as f64
+    }
+
     fn windows(ids: &[i64], starts: &[usize], seq_len: usize) -> TokenBatch {
         let mut tokens = Vec::with_capacity(starts.len() * seq_len);
         let mut targets = Vec::with_capacity(starts.len() * seq_len);
@@ -434,6 +451,25 @@ fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, TaskError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unigram_bits_per_character_by_hand() {
+        let mut train = vec![97i64; 500];
+        train.extend(vec![98i64; 500]);
+        let corpus = CharCorpus {
+            train,
+            validation: vec![97, 98, 97, 98, 97],
+        };
+        // Add-one smoothing over 128 characters: 'a' and 'b' each have 501 of 1128.
+        let expected = -(501.0f64 / 1128.0).log2();
+        assert!((corpus.unigram_bpc() - expected).abs() < 1e-12);
+        // A character the training text never shows costs log2(1128) bits.
+        let unseen = CharCorpus {
+            train: vec![97; 1000],
+            validation: vec![97, 122],
+        };
+        assert!((unseen.unigram_bpc() - 1128f64.log2()).abs() < 1e-12);
+    }
 
     #[test]
     fn mqar_queries_every_key_once_with_its_value() {

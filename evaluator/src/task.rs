@@ -254,16 +254,28 @@ pub struct Reference {
     pub ceiling: f64,
 }
 
-/// The chance and ceiling of a task whose score is an accuracy: one over the number of tokens a
-/// target can be for the generated tasks (2/vocab for `mqar`), 1/10 for the images, and 1 as the
-/// ceiling. `None` for tasks scored otherwise (`charlm`'s bits per character, `custom`) and for
-/// settings the task refuses.
+/// The chance and ceiling of a task's score. Where it is an accuracy: one over the number of
+/// tokens a target can be for the generated tasks (2/vocab for `mqar`), 1/10 for the images, and
+/// 1 as the ceiling. `charlm` scores minus the bits per character: its chance is minus those of
+/// the unigram model (each character at its frequency in the training text, add-one smoothed, on
+/// the validation text) and its ceiling 0, so a position between them is the share of the
+/// unigram model's bits a design removes. `None` for `custom`, for settings the task refuses, and
+/// for `charlm` when its text cannot be read.
 pub fn reference_scores(config: &TaskConfig) -> Option<Reference> {
     match config.name.as_str() {
         "digits" | "fashion" => Some(Reference {
             chance: 0.1,
             ceiling: 1.0,
         }),
+        "charlm" => {
+            let path = data_path(config).ok()?;
+            let text = std::fs::read_to_string(path).ok()?;
+            let corpus = CharCorpus::from_text(&text, 0.1).ok()?;
+            Some(Reference {
+                chance: -corpus.unigram_bpc(),
+                ceiling: 0.0,
+            })
+        }
         _ => Generator::from_config(config)?.ok().map(|g| Reference {
             chance: g.task().chance(),
             ceiling: 1.0,
@@ -465,7 +477,8 @@ impl Task {
                 refuse_unused(config, &[TaskOption::Data])?;
                 let path = config.data.clone().ok_or_else(|| {
                     TaskError::Options(
-                        "task custom needs --data TASK.toml (see docs/tasks.md: custom tasks)".into(),
+                        "task custom needs --data TASK.toml (see docs/tasks.md: custom tasks)"
+                            .into(),
                     )
                 })?;
                 Task::from_custom(crate::custom::load(&path)?, seed)
