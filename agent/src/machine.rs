@@ -89,12 +89,7 @@ pub fn worker_command(e: &EvaluationConfig, campaign: &str, exe: &Path) -> Worke
     };
     let supervise = ["worker".to_string(), "--supervise".to_string()];
     match e.launcher {
-        Launcher::Local => WorkerCommand {
-            program: exe.to_path_buf(),
-            args: vec!["worker".to_string()],
-            env: Vec::new(),
-            placement: Placement::Local,
-        },
+        Launcher::Local => WorkerCommand::local(exe.to_path_buf()),
         Launcher::Command => WorkerCommand {
             program: e.command[0].clone().into(),
             args: e.command[1..]

@@ -91,6 +91,8 @@ fn the_dry_run_prints_the_plan_and_its_compute_and_creates_nothing() {
         "{plan}"
     );
     assert!(!dir.path().join("out").exists());
+    // The tiny suite's timeout (60 s) per worker is far past its budget: the plan says so.
+    assert!(plan.contains("workers will wait for one another"), "{plan}");
 
     // The embedded suite plans too, and its quick preset is smaller.
     let o = bench(dir.path(), &["--dry-run", "--preset", "quick"]);
@@ -101,6 +103,7 @@ fn the_dry_run_prints_the_plan_and_its_compute_and_creates_nothing() {
         "{plan}"
     );
     assert!(plan.contains("120 s of evaluation per campaign"), "{plan}");
+    assert!(!plan.contains("workers will wait"), "{plan}");
     // The full preset adds the tasks with real data and ten campaigns per arm.
     let o = bench(dir.path(), &["--dry-run", "--preset", "full"]);
     assert!(o.status.success(), "{}", text(&o));

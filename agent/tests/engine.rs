@@ -104,7 +104,7 @@ async fn the_candidate_budget_counts_every_proposal_and_duplicates_are_never_tra
         let evals = c.archive.evaluations(l.candidate.id).unwrap();
         if l.candidate.duplicate_of.is_some() {
             assert!(evals.is_empty(), "a duplicate was trained");
-        } else if !l.candidate.fingerprint.is_empty() {
+        } else if l.candidate.traced() {
             assert!(evals.iter().any(|e| e.fidelity == 0), "never evaluated");
             assert!(fingerprints.insert(l.candidate.fingerprint.clone()));
         }
@@ -603,7 +603,7 @@ async fn a_used_up_search_space_stops_the_run_instead_of_proposing_forever() {
     // Proposing stopped, but what was owed finished first: every new design was trained.
     let done = evaluated_once(&c.archive);
     for l in c.archive.list().unwrap() {
-        if l.candidate.duplicate_of.is_none() && !l.candidate.fingerprint.is_empty() {
+        if l.candidate.duplicate_of.is_none() && l.candidate.traced() {
             assert!(
                 done.contains(&(l.candidate.id, 0, 0)),
                 "{} untrained",

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use autoarch_sandbox::isolate::confine;
+use autoarch_sandbox::isolate::{confine, signal_group};
 use serde::{Deserialize, Serialize};
 
 use crate::error::MachineError;
@@ -272,6 +272,19 @@ pub struct WorkerCommand {
     pub placement: Placement,
 }
 
+impl WorkerCommand {
+    /// `BINARY worker` on this machine: the worker of `eval`, of a supervising worker's jobs,
+    /// and of campaigns with the local launcher.
+    pub fn local(binary: PathBuf) -> WorkerCommand {
+        WorkerCommand {
+            program: binary,
+            args: vec!["worker".to_string()],
+            env: Vec::new(),
+            placement: Placement::Local,
+        }
+    }
+}
+
 /// Where a worker runs, which decides who confines its jobs.
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Placement {
@@ -478,10 +491,7 @@ impl Worker {
     }
 
     fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on the worker's own process group (ESRCH if already gone).
-        unsafe {
-            libc::kill(-self.pid(), signal);
-        }
+        signal_group(self.child.id(), signal);
     }
 
     fn wait_for_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {

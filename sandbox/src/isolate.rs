@@ -80,6 +80,16 @@ pub fn confine(command: &mut Command, address_space: u64, cpu_seconds: Option<u6
     }
 }
 
+/// Sends `signal` to the process group that `leader` (a child started with [`confine`] or
+/// `process_group(0)`) leads: the child and whatever it started. A group that is already gone
+/// is fine (ESRCH). Shared by the trace child and the evaluator's workers.
+pub fn signal_group(leader: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) with a negative pid signals that process group and touches no memory.
+    unsafe {
+        libc::kill(-(leader as libc::pid_t), signal);
+    }
+}
+
 /// Trace `source` in a child process under the limits of `config`.
 pub fn trace_isolated(
     source: &str,
@@ -125,16 +135,13 @@ pub fn trace_isolated(
 
     let deadline =
         Instant::now() + Duration::from_secs_f64(limits.deadline_seconds.max(0.0)) + GRACE;
-    let pid = proc.id() as libc::pid_t;
+    let pid = proc.id();
     let mut killed = false;
     let status = loop {
         match proc.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() >= deadline => {
-                // SAFETY: kill(2) on the child's own process group.
-                unsafe {
-                    libc::kill(-pid, libc::SIGKILL);
-                }
+                signal_group(pid, libc::SIGKILL);
                 killed = true;
                 break proc
                     .wait()
@@ -145,10 +152,7 @@ pub fn trace_isolated(
         }
     };
     // Whatever the child left in its group goes too.
-    // SAFETY: as above; ESRCH when the group is already gone is fine.
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
-    }
+    signal_group(pid, libc::SIGKILL);
     let _ = writer.join();
     let out = reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();

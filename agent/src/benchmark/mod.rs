@@ -118,6 +118,14 @@ pub fn describe_plan(suite: &Suite) -> String {
         "  candidates capped at {}× the largest seed's parameters",
         suite.size_cap
     ));
+    let e = &suite.evaluation;
+    let reserved = e.timeout_seconds * e.workers as f64;
+    if reserved > suite.budget.max_compute_seconds {
+        lines.push(format!(
+            "  note: a job reserves its timeout ({} s) from its campaign's budget when it starts, and {} worker(s) reserve {reserved:.0} s, more than the budget of {} s: workers will wait for one another (lower `evaluation.timeout_seconds` to what a job needs)",
+            e.timeout_seconds, e.workers, suite.budget.max_compute_seconds
+        ));
+    }
     lines.join("\n") + "\n"
 }
 
@@ -781,9 +789,7 @@ pub fn subjects(suite: &Suite, out: &Path, t: usize) -> crate::campaign::Result<
     let seeds = first
         .list()?
         .into_iter()
-        .filter(|l| {
-            l.candidate.proposer == ProposerKind::Seed && !l.candidate.fingerprint.is_empty()
-        })
+        .filter(|l| l.candidate.proposer == ProposerKind::Seed && l.candidate.traced())
         .map(|l| (subject(&l.candidate), l.candidate.stats.params))
         .collect();
     let mut incumbents = Vec::new();
@@ -840,7 +846,7 @@ pub fn subjects(suite: &Suite, out: &Path, t: usize) -> crate::campaign::Result<
 fn is_new_proposal(l: &Listed) -> bool {
     l.candidate.proposer != ProposerKind::Seed
         && !ranking::is_random(l)
-        && !l.candidate.fingerprint.is_empty()
+        && l.candidate.traced()
         && l.candidate.duplicate_of.is_none()
 }
 
@@ -929,12 +935,12 @@ fn campaign_result(
         r.candidates += 1;
         r.tokens += c.tokens.prompt + c.tokens.completion;
         r.cost_usd += c.cost_usd;
-        if !c.fingerprint.is_empty() {
+        if c.traced() {
             r.traced += 1;
         }
         if c.duplicate_of.is_some() {
             r.duplicates += 1;
-        } else if c.fingerprint.is_empty() || l.summary.status == CandidateStatus::Failed {
+        } else if !c.traced() || l.summary.status == CandidateStatus::Failed {
             r.failed += 1;
         }
     }

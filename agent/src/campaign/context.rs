@@ -79,9 +79,7 @@ pub fn traced_seeds(archive: &Archive) -> Result<Vec<CandidateId>> {
     Ok(archive
         .list()?
         .into_iter()
-        .filter(|l| {
-            l.candidate.proposer == ProposerKind::Seed && !l.candidate.fingerprint.is_empty()
-        })
+        .filter(|l| l.candidate.proposer == ProposerKind::Seed && l.candidate.traced())
         .map(|l| l.candidate.id)
         .collect())
 }

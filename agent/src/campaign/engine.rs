@@ -339,7 +339,7 @@ impl<'c> Engine<'c> {
                 .evaluations(l.candidate.id)?
                 .iter()
                 .any(|e| e.fidelity == 0);
-            if evaluated && !l.candidate.fingerprint.is_empty() {
+            if evaluated && l.candidate.traced() {
                 self.baseline_done += 1;
             }
         }

@@ -51,7 +51,7 @@ pub fn owed(
     let mut jobs = VecDeque::new();
     for listed in archive.list()? {
         let c = &listed.candidate;
-        let evaluable = c.duplicate_of.is_none() && !c.fingerprint.is_empty();
+        let evaluable = c.duplicate_of.is_none() && c.traced();
         if evaluable && listed.summary.evaluations == 0 {
             jobs.push_back(JobSpec::short(c.id));
         }

@@ -155,6 +155,17 @@ impl Stop {
     pub fn is_failure(&self) -> bool {
         matches!(self, Stop::Proposer(_) | Stop::Machine(_) | Stop::NoParent)
     }
+
+    /// The exit status of a command whose run ended this way: 0 when it did what it was asked
+    /// (finished, a budget reached, the space used up), 130 when Ctrl-C stopped it, 1 when
+    /// something is wrong ([`Stop::is_failure`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Stop::Interrupted => 130,
+            stop if stop.is_failure() => 1,
+            _ => 0,
+        }
+    }
 }
 
 /// What a run did, for the summary and the tests.
@@ -387,5 +398,26 @@ impl Campaign {
             proposer,
         )?;
         engine.run(None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stop;
+
+    #[test]
+    fn one_exit_status_per_way_a_run_ends() {
+        for (stop, code) in [
+            (Stop::Finished, 0),
+            (Stop::Budget("the compute budget".into()), 0),
+            (Stop::Exhausted(50), 0),
+            (Stop::Interrupted, 130),
+            (Stop::Proposer("the server is gone".into()), 1),
+            (Stop::Machine("no worker".into()), 1),
+            (Stop::NoParent, 1),
+        ] {
+            assert_eq!(stop.exit_code(), code, "{stop:?}");
+            assert_eq!(stop.is_failure(), code == 1, "{stop:?}");
+        }
     }
 }

@@ -253,7 +253,15 @@ fn run_campaigns(
             summary.proposals
         );
         match summary.stop {
-            Stop::Finished | Stop::Budget(_) | Stop::NoParent | Stop::Exhausted(_) => {
+            Stop::Interrupted => {
+                eprintln!("interrupted: run the same command to continue");
+                return Ok(Some(ExitCode::from(summary.stop.exit_code())));
+            }
+            ref stop if stop.is_failure() => {
+                eprintln!("error: {}", stop.describe());
+                return Ok(Some(ExitCode::from(stop.exit_code())));
+            }
+            _ => {
                 let mut f = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -261,14 +269,6 @@ fn run_campaigns(
                     .with_context(|| format!("writing {}", done_path.display()))?;
                 writeln!(f, "{label}")
                     .with_context(|| format!("writing {}", done_path.display()))?;
-            }
-            Stop::Interrupted => {
-                eprintln!("interrupted: run the same command to continue");
-                return Ok(Some(ExitCode::from(130)));
-            }
-            _ => {
-                eprintln!("error: {}", summary.stop.describe());
-                return Ok(Some(ExitCode::FAILURE));
             }
         }
     }

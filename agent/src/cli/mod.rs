@@ -202,12 +202,9 @@ pub fn trace_child() -> anyhow::Result<autoarch_sandbox::isolate::ChildCommand> 
 
 /// The local worker command: this very binary, `autoarch worker`.
 pub fn worker_command() -> anyhow::Result<autoarch_evaluator::WorkerCommand> {
-    Ok(autoarch_evaluator::WorkerCommand {
-        program: std::env::current_exe().context("locating the autoarch binary")?,
-        args: vec!["worker".to_string()],
-        env: Vec::new(),
-        placement: autoarch_evaluator::Placement::Local,
-    })
+    Ok(autoarch_evaluator::WorkerCommand::local(
+        std::env::current_exe().context("locating the autoarch binary")?,
+    ))
 }
 
 /// A runtime for the async parts (campaigns, the trace child of `seed add`).

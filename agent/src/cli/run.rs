@@ -230,11 +230,7 @@ pub fn run(args: RunArgs, archive: Option<&Path>) -> anyhow::Result<ExitCode> {
     if summary.stop.is_failure() {
         eprintln!("error: {}", summary.stop.describe());
     }
-    Ok(match summary.stop {
-        Stop::Finished | Stop::Budget(_) | Stop::Exhausted(_) => ExitCode::SUCCESS,
-        Stop::Interrupted => ExitCode::from(130),
-        _ => ExitCode::FAILURE,
-    })
+    Ok(ExitCode::from(summary.stop.exit_code()))
 }
 
 /// Runs the campaign with its dashboard, then keeps the dashboard up until Ctrl-C (unless

@@ -360,6 +360,9 @@ struct Rounds {
     traced: Option<TraceOutcome>,
     /// Why the last answer is not usable (none once it traced).
     failure: Option<Unusable>,
+    /// Whether that is code that was read and did not trace: it is kept as written, so that
+    /// its diagnostics can be read with it.
+    untraced: bool,
 }
 
 impl Rounds {
@@ -369,6 +372,13 @@ impl Rounds {
             detail: detail.into(),
         });
         self.traced = None;
+        self.untraced = false;
+    }
+
+    /// The last answer's code does not trace: `diagnostics` say why.
+    fn fail_trace(&mut self, diagnostics: String) {
+        self.fail("the code does not trace", diagnostics);
+        self.untraced = true;
     }
 
     /// The proposal: traced code, or what is left with why it is unusable. Code that only
@@ -385,7 +395,7 @@ impl Rounds {
                     headline: "no code".into(),
                     detail: String::new(),
                 });
-                let keep = why.headline == "the code does not trace";
+                let keep = self.untraced;
                 if repairs > 0 {
                     let s = if repairs == 1 { "" } else { "s" };
                     why.headline = format!("{} (after {repairs} repair round{s})", why.headline);
@@ -530,6 +540,7 @@ impl LlmProposer {
                 call.outcome = format!("{}: {}", why.headline, why.detail.replace('\n', " "));
                 rounds.failure = Some(why);
                 rounds.traced = None;
+                rounds.untraced = false;
             }
             Ok(code) => {
                 rounds.code = code.clone();
@@ -553,7 +564,7 @@ impl LlmProposer {
                         let rendered = autoarch_sandbox::render_all(diagnostics, FILE);
                         call.outcome =
                             format!("does not trace: {}", rendered.lines().next().unwrap_or(""));
-                        rounds.fail("the code does not trace", rendered);
+                        rounds.fail_trace(rendered);
                     }
                 }
             }
@@ -822,7 +833,11 @@ fn chosen_proposal(
     let notes = choice.map(|c| c.notes).unwrap_or_default();
     let draft = match traced {
         Ok(outcome @ TraceOutcome::Ok(_)) => {
-            call.outcome = "traced".into();
+            call.outcome = if notes.is_empty() {
+                "traced".into()
+            } else {
+                format!("traced; {}", notes.join("; "))
+            };
             Draft::Traced { code, outcome }
         }
         Ok(TraceOutcome::Invalid { diagnostics }) => {
@@ -841,9 +856,6 @@ fn chosen_proposal(
             Draft::Unusable { code, why }
         }
     };
-    if !notes.is_empty() && call.outcome == "traced" {
-        call.outcome = format!("traced; {}", notes.join("; "));
-    }
     Proposal {
         name,
         motivation,
@@ -908,7 +920,7 @@ impl Proposer for LlmProposer {
                 "edits" => AnswerKind::Edits,
                 _ => AnswerKind::Code,
             };
-            let new_design = !c.fingerprint.is_empty() && c.duplicate_of.is_none();
+            let new_design = c.traced() && c.duplicate_of.is_none();
             self.modes.replay(model, kind, new_design);
         }
         self.modes.not_on_code()
