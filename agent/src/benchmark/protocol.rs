@@ -161,6 +161,19 @@ pub struct Owed {
     pub limits: JobLimits,
 }
 
+/// The final protocol is outside the search's budget: its jobs get this many times the search's
+/// timeout (scaled by the budget's factor), so that a slower or busier machine does not fail a
+/// design the search trained in time. (At the search's own timeout, the standard suite's 30 s,
+/// its slowest designs timed out at the long budget while the machine was also compiling.)
+pub const TIMEOUT_FACTOR: f64 = 4.0;
+
+/// A final run's timeout at `setting`.
+fn timeout(config: &CampaignConfig, setting: Setting) -> Duration {
+    Duration::from_secs_f64(
+        config.evaluation.timeout_seconds * setting.factor.max(1.0) * TIMEOUT_FACTOR,
+    )
+}
+
 /// The runs of `subject` not in the store yet.
 pub fn owed(
     store: &Store,
@@ -177,7 +190,6 @@ pub fn owed(
             if store.get(&key).is_some() || out.iter().any(|o: &Owed| o.key == key) {
                 continue;
             }
-            let timeout = config.evaluation.timeout_seconds * setting.factor.max(1.0);
             out.push(Owed {
                 key: key.clone(),
                 fingerprint: subject.fingerprint.clone(),
@@ -192,7 +204,7 @@ pub fn owed(
                     limits: config.limits(),
                 },
                 limits: JobLimits {
-                    timeout: Duration::from_secs_f64(timeout),
+                    timeout: timeout(config, setting),
                     memory_mb: config.evaluation.memory_limit_mb,
                 },
             });
@@ -353,6 +365,19 @@ mod tests {
         let mut other = config.task.clone();
         other.vocab = Some(128);
         assert_ne!(k, key("abc", &other, &t(1000)));
+    }
+
+    #[test]
+    fn final_runs_get_four_times_the_searchs_timeout_at_each_budget() {
+        let config = CampaignConfig::embedded();
+        let search = config.evaluation.timeout_seconds;
+        assert_eq!(timeout(&config, Setting::SHORT).as_secs_f64(), 4.0 * search);
+        let long = Setting {
+            budget: Budget::Long,
+            factor: 3.0,
+            learning_rate: None,
+        };
+        assert_eq!(timeout(&config, long).as_secs_f64(), 12.0 * search);
     }
 
     #[test]
