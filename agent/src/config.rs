@@ -844,6 +844,17 @@ impl CampaignConfig {
     }
 
     /// The short (fidelity 0) training budget.
+    /// A job's timeout at `fidelity`: `timeout_seconds`, times `promote_factor` for the
+    /// promoted budget (whose runs train that many times longer).
+    pub fn job_timeout(&self, fidelity: u32) -> f64 {
+        let e = &self.evaluation;
+        if fidelity > 0 {
+            e.timeout_seconds * e.promote_factor.max(1.0)
+        } else {
+            e.timeout_seconds
+        }
+    }
+
     pub fn train_config(&self, fidelity: u32, seed: u64) -> autoarch_evaluator::TrainConfig {
         let e = &self.evaluation;
         let mut t = autoarch_evaluator::TrainConfig {
@@ -876,6 +887,21 @@ mod tests {
 
     fn parse(text: &str) -> Result<CampaignConfig, ConfigError> {
         CampaignConfig::parse(text, "c.toml", Path::new("."))
+    }
+
+    #[test]
+    fn a_promoted_job_gets_its_budgets_factor_of_the_timeout() {
+        let mut c = CampaignConfig::embedded();
+        c.evaluation.timeout_seconds = 30.0;
+        c.evaluation.promote_factor = 3.0;
+        assert_eq!(c.job_timeout(0), 30.0);
+        assert_eq!(c.job_timeout(1), 90.0);
+        let steps = |f| c.train_config(f, 0).steps.unwrap() as f64;
+        assert_eq!(
+            steps(1) / steps(0),
+            3.0,
+            "the runs it times train 3x as long"
+        );
     }
 
     #[test]

@@ -384,7 +384,7 @@ fn llm_section(archive: &Archive, own: &[&Listed]) -> Result<String> {
     let mut models: BTreeMap<(String, String), ModelUse> = BTreeMap::new();
     for l in own.iter().filter(|l| !l.candidate.calls.is_empty()) {
         let c = &l.candidate;
-        let answer = c.calls[0].answer_kind().to_string();
+        let answer = c.calls[0].answer_kind().as_str().to_string();
         let m = models
             .entry((c.model.clone().unwrap_or_default(), answer.clone()))
             .or_default();

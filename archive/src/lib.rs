@@ -40,8 +40,8 @@ pub mod testing;
 pub use archive::{Archive, Listed, Problem};
 pub use query::{direction, Cell, Direction};
 pub use record::{
-    Campaign, Candidate, CandidateId, Evaluation, EvaluationId, Event, Insight, LlmCall,
-    NewCandidate, NewEvaluation, Outcome, ProposerKind, Status, Summary, Tokens,
+    AnswerKind, Campaign, Candidate, CandidateId, Evaluation, EvaluationId, Event, Insight,
+    LlmCall, NewCandidate, NewEvaluation, Outcome, ProposerKind, Status, Summary, Tokens,
 };
 
 #[derive(Debug, thiserror::Error)]

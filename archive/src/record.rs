@@ -75,11 +75,11 @@ pub struct LlmCall {
     pub attempts: Vec<String>,
     /// What became of the answer: `traced`, or why it was not used.
     pub outcome: String,
-    /// What the model was asked to answer with: `code` (code or SEARCH/REPLACE edits) or
-    /// `edits` (ids from a menu of structural edits). Empty in records from before the choice
-    /// existed, which were all `code`.
-    #[serde(default)]
-    pub answer: String,
+    /// What the model was asked to answer with; `None` for a call that proposes nothing (an
+    /// analysis) and in records from before the choice existed, which were all code. Stored as
+    /// `code`, `edits` or an empty string, as it always was.
+    #[serde(default, with = "answer_text")]
+    pub answer: Option<AnswerKind>,
     /// In `edits` answers: the menu entries the model chose, in order, as `E7: what it does`.
     #[serde(default)]
     pub edits: Vec<String>,
@@ -87,11 +87,47 @@ pub struct LlmCall {
 
 impl LlmCall {
     /// The answer kind, `code` for records from before the choice existed.
-    pub fn answer_kind(&self) -> &str {
-        if self.answer.is_empty() {
-            "code"
-        } else {
-            &self.answer
+    pub fn answer_kind(&self) -> AnswerKind {
+        self.answer.unwrap_or(AnswerKind::Code)
+    }
+}
+
+/// What an LLM is asked to answer with (`[llm] answer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AnswerKind {
+    /// The code, or SEARCH/REPLACE edits of the parent.
+    Code,
+    /// Ids from a menu of structural edits.
+    Edits,
+}
+
+impl AnswerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerKind::Code => "code",
+            AnswerKind::Edits => "edits",
+        }
+    }
+}
+
+/// [`LlmCall::answer`] as the text records have always held: `code`, `edits` or empty.
+mod answer_text {
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    use super::AnswerKind;
+
+    pub fn serialize<S: Serializer>(v: &Option<AnswerKind>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.map_or("", AnswerKind::as_str))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AnswerKind>, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "" => Ok(None),
+            "code" => Ok(Some(AnswerKind::Code)),
+            "edits" => Ok(Some(AnswerKind::Edits)),
+            other => Err(D::Error::custom(format!(
+                "unknown answer kind {other:?} (code or edits)"
+            ))),
         }
     }
 }
@@ -405,4 +441,36 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_llm_calls_answer_kind_is_stored_as_the_text_it_always_was() {
+        let call = |answer| LlmCall {
+            answer,
+            ..LlmCall::default()
+        };
+        for (answer, text) in [
+            (None, ""),
+            (Some(AnswerKind::Code), "code"),
+            (Some(AnswerKind::Edits), "edits"),
+        ] {
+            let json = serde_json::to_value(call(answer)).unwrap();
+            assert_eq!(json["answer"], text);
+            let back: LlmCall = serde_json::from_value(json).unwrap();
+            assert_eq!(back.answer, answer);
+        }
+        // Records from before the choice have no field; they were all code.
+        let mut old = serde_json::to_value(call(None)).unwrap();
+        old.as_object_mut().unwrap().remove("answer");
+        let old: LlmCall = serde_json::from_value(old).unwrap();
+        assert_eq!((old.answer, old.answer_kind()), (None, AnswerKind::Code));
+        let mut bad = serde_json::to_value(call(None)).unwrap();
+        bad["answer"] = "poem".into();
+        let err = serde_json::from_value::<LlmCall>(bad).unwrap_err();
+        assert!(err.to_string().contains("unknown answer kind"), "{err}");
+    }
 }

@@ -251,21 +251,21 @@ impl CharCorpus {
         })
     }
 
-    /// The bits per character of the unigram model on the validation text: each character
-    /// predicted with its frequency in the training text, add-one smoothed over the vocabulary.
-    pub fn unigram_bpc(&self) -> f64 {
+    /// The bits per character of the unigram model on `targets` (those a validation batch
+    /// scores; [`IGNORE`] skipped): each character predicted with its frequency in the training
+    /// text, add-one smoothed over the vocabulary.
+    pub fn unigram_bpc(&self, targets: &[i64]) -> f64 {
         let mut counts = vec![1.0f64; CHAR_VOCAB];
         for &c in &self.train {
             counts[c as usize] += 1.0;
         }
         let total: f64 = counts.iter().sum();
-        // Every validation character after the first is a target (windows predict the next).
-        let targets = &self.validation[1..];
-        let bits: f64 = targets
+        let scored: Vec<f64> = targets
             .iter()
+            .filter(|&&c| c != IGNORE)
             .map(|&c| -(counts[c as usize] / total).log2())
-            .sum();
-        bits / targets.len() as f64
+            .collect();
+        scored.iter().sum::<f64>() / scored.len() as f64
     }
 
     fn windows(ids: &[i64], starts: &[usize], seq_len: usize) -> TokenBatch {
@@ -462,13 +462,16 @@ mod tests {
         };
         // Add-one smoothing over 128 characters: 'a' and 'b' each have 501 of 1128.
         let expected = -(501.0f64 / 1128.0).log2();
-        assert!((corpus.unigram_bpc() - expected).abs() < 1e-12);
-        // A character the training text never shows costs log2(1128) bits.
+        let targets = corpus.validation(2, 8).targets;
+        assert!((corpus.unigram_bpc(&targets) - expected).abs() < 1e-12);
+        // A character the training text never shows costs log2(1128) bits; ignored targets
+        // cost nothing.
         let unseen = CharCorpus {
             train: vec![97; 1000],
-            validation: vec![97, 122],
+            validation: Vec::new(),
         };
-        assert!((unseen.unigram_bpc() - 1128f64.log2()).abs() < 1e-12);
+        let bits = unseen.unigram_bpc(&[122, IGNORE]);
+        assert!((bits - 1128f64.log2()).abs() < 1e-12);
     }
 
     #[test]

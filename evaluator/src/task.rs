@@ -43,6 +43,11 @@ use crate::data::{self, CharCorpus, Images, Mqar, TokenBatch, TokenTask, CHAR_VO
 use crate::error::TaskError;
 use crate::mad::{FuzzyRecall, Memorization, NoisyRecall, SelectiveCopy};
 
+/// `charlm`'s window when the config gives none.
+const CHARLM_SEQ_LEN: usize = 128;
+/// Validation examples (or windows) when the config gives none.
+const VALIDATION_SIZE: usize = 256;
+
 /// The task part of a job or a campaign config. Options a task does not use are refused.
 #[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,9 +262,9 @@ pub struct Reference {
 /// The chance and ceiling of a task's score. Where it is an accuracy: one over the number of
 /// tokens a target can be for the generated tasks (2/vocab for `mqar`), 1/10 for the images, and
 /// 1 as the ceiling. `charlm` scores minus the bits per character: its chance is minus those of
-/// the unigram model (each character at its frequency in the training text, add-one smoothed, on
-/// the validation text) and its ceiling 0, so a position between them is the share of the
-/// unigram model's bits a design removes. `None` for `custom`, for settings the task refuses, and
+/// the unigram model (each character at its frequency in the training text, add-one smoothed) on
+/// the validation windows a design is scored on, and its ceiling 0, so a position between them
+/// is the share of the unigram model's bits a design removes. `None` for `custom`, for settings the task refuses, and
 /// for `charlm` when its text cannot be read.
 pub fn reference_scores(config: &TaskConfig) -> Option<Reference> {
     match config.name.as_str() {
@@ -271,8 +276,12 @@ pub fn reference_scores(config: &TaskConfig) -> Option<Reference> {
             let path = data_path(config).ok()?;
             let text = std::fs::read_to_string(path).ok()?;
             let corpus = CharCorpus::from_text(&text, 0.1).ok()?;
+            let windows = corpus.validation(
+                config.seq_len.unwrap_or(CHARLM_SEQ_LEN),
+                config.validation_size.unwrap_or(VALIDATION_SIZE),
+            );
             Some(Reference {
-                chance: -corpus.unigram_bpc(),
+                chance: -corpus.unigram_bpc(&windows.targets),
                 ceiling: 0.0,
             })
         }
@@ -497,7 +506,7 @@ impl Task {
     /// A task generated in code, its validation set drawn from `seed`.
     fn generated(config: &TaskConfig, generator: Generator, seed: u64) -> Result<Task, TaskError> {
         let g = generator.task();
-        let validation = g.validation(seed, config.validation_size.unwrap_or(256));
+        let validation = g.validation(seed, config.validation_size.unwrap_or(VALIDATION_SIZE));
         let description =
             TaskShape::by_name(&config.name).map_or_else(|| config.name.clone(), |t| t.description);
         let shape = TaskShape::sequence(
@@ -524,13 +533,14 @@ impl Task {
         let path = data_path(config)?;
         let text = std::fs::read_to_string(&path).map_err(|e| data::read_error(&path, e))?;
         let corpus = CharCorpus::from_text(&text, 0.1)?;
-        let seq_len = config.seq_len.unwrap_or(128);
+        let seq_len = config.seq_len.unwrap_or(CHARLM_SEQ_LEN);
         if seq_len == 0 {
             return Err(TaskError::Options(
                 "charlm: seq_len must be at least 1".into(),
             ));
         }
-        let validation = corpus.validation(seq_len, config.validation_size.unwrap_or(256));
+        let validation =
+            corpus.validation(seq_len, config.validation_size.unwrap_or(VALIDATION_SIZE));
         let shape = TaskShape::sequence(
             "charlm",
             "next-character language modelling on a text (bits per character)",

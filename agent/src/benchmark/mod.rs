@@ -160,7 +160,8 @@ pub fn task_settings(task: &autoarch_evaluator::TaskConfig) -> String {
     s
 }
 
-/// The best a score can be, where the score is an accuracy (the evaluator's reference scores).
+/// The best a score can be (the evaluator's reference scores): 1 for an accuracy, 0 bits per
+/// character for `charlm`.
 fn ceiling(task: &autoarch_evaluator::TaskConfig) -> Option<f64> {
     autoarch_evaluator::reference_scores(task).map(|r| r.ceiling)
 }
@@ -431,7 +432,8 @@ impl Calibration {
 }
 
 /// The score of guessing (the evaluator's reference scores): MQAR's 2/vocab, one over the
-/// possible target tokens for the MAD tasks, 1/classes for images.
+/// possible target tokens for the MAD tasks, 1/classes for images, minus the unigram model's
+/// bits per character for `charlm`.
 fn chance(task: &autoarch_evaluator::TaskConfig) -> Option<f64> {
     autoarch_evaluator::reference_scores(task).map(|r| r.chance)
 }

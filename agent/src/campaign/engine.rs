@@ -475,7 +475,7 @@ impl<'c> Engine<'c> {
             let Some(&spec) = self.queue.front() else {
                 break;
             };
-            let reservation = self.reservation(self.c.config.evaluation.timeout_seconds);
+            let reservation = self.reservation(self.c.config.job_timeout(spec.fidelity));
             if reservation.is_none() && self.compute_budget().is_some() {
                 break;
             }

@@ -86,7 +86,7 @@ pub fn job(archive: &Archive, config: &CampaignConfig, spec: JobSpec) -> Result<
             limits: config.limits(),
         },
         JobLimits {
-            timeout: Duration::from_secs_f64(config.evaluation.timeout_seconds),
+            timeout: Duration::from_secs_f64(config.job_timeout(spec.fidelity)),
             memory_mb: config.evaluation.memory_limit_mb,
         },
     ))

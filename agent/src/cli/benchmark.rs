@@ -257,22 +257,28 @@ fn run_campaigns(
                 eprintln!("interrupted: run the same command to continue");
                 return Ok(Some(ExitCode::from(summary.stop.exit_code())));
             }
+            // A campaign whose seeds all failed is that campaign's result, and running it
+            // again gives the same (its failed evaluations are stored): the benchmark records
+            // it and goes on, where `autoarch run` reports it as a failure (exit 1).
+            Stop::NoParent => record_done(&done_path, &label)?,
             ref stop if stop.is_failure() => {
                 eprintln!("error: {}", stop.describe());
                 return Ok(Some(ExitCode::from(stop.exit_code())));
             }
-            _ => {
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&done_path)
-                    .with_context(|| format!("writing {}", done_path.display()))?;
-                writeln!(f, "{label}")
-                    .with_context(|| format!("writing {}", done_path.display()))?;
-            }
+            _ => record_done(&done_path, &label)?,
         }
     }
     Ok(None)
+}
+
+/// Appends a campaign's label to the list of campaigns that ended.
+fn record_done(done_path: &Path, label: &str) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(done_path)
+        .with_context(|| format!("writing {}", done_path.display()))?;
+    writeln!(f, "{label}").with_context(|| format!("writing {}", done_path.display()))
 }
 
 /// Trains what the final protocol still owes, task by task; `false` when Ctrl-C stopped it.

@@ -214,11 +214,10 @@ fn llm_calls(c: &Candidate) -> String {
     if !c.calls.is_empty() {
         let _ = writeln!(out, "  LLM calls    (prompts and answers: show --json)");
         for (i, call) in c.calls.iter().enumerate() {
-            let answer = if call.answer.is_empty() {
-                String::new()
-            } else {
-                format!("{} answer · ", call.answer)
-            };
+            let answer = call
+                .answer
+                .map(|k| format!("{} answer · ", k.as_str()))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "    {}. {:<8} {} · {} · {answer}{} + {} tokens · ${:.4} · {:.1} s → {}",

@@ -27,23 +27,8 @@ pub const TEMPLATES: [(&str, &str); 7] = [
     ),
 ];
 
-/// What the model is asked to answer with (`[llm] answer`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AnswerKind {
-    /// The code, or SEARCH/REPLACE edits of the parent.
-    Code,
-    /// Ids from a menu of structural edits.
-    Edits,
-}
-
-impl AnswerKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AnswerKind::Code => "code",
-            AnswerKind::Edits => "edits",
-        }
-    }
-}
+/// What the model is asked to answer with (`[llm] answer`): the archive's record type.
+pub use autoarch_archive::AnswerKind;
 
 /// A prompt template could not be read, compiled or rendered.
 #[derive(Debug, thiserror::Error)]

@@ -180,7 +180,7 @@ fn call(purpose: &str, prompt: &str, response: &str) -> LlmCall {
         seconds: 2.5,
         attempts: Vec::new(),
         outcome: "traced".into(),
-        answer: "code".into(),
+        answer: Some(autoarch_archive::AnswerKind::Code),
         edits: Vec::new(),
     }
 }

@@ -251,7 +251,7 @@ impl LlmProposer {
             model: model.into(),
             mode: mode.as_str().into(),
             prompt,
-            answer: a.answer.map(|k| k.as_str().to_string()).unwrap_or_default(),
+            answer: a.answer,
             seconds: started.elapsed().as_secs_f64(),
             ..LlmCall::default()
         };
@@ -916,10 +916,7 @@ impl Proposer for LlmProposer {
             let (Some(model), Some(first)) = (&c.model, c.calls.first()) else {
                 continue;
             };
-            let kind = match first.answer_kind() {
-                "edits" => AnswerKind::Edits,
-                _ => AnswerKind::Code,
-            };
+            let kind = first.answer_kind();
             let new_design = c.traced() && c.duplicate_of.is_none();
             self.modes.replay(model, kind, new_design);
         }
