@@ -119,6 +119,11 @@ pub fn accepted() -> Calibration {
 
 /// Results of one task, with one recorded session.
 pub fn results(task: TaskResult) -> Results {
+    results_of(vec![task])
+}
+
+/// Results of these tasks, with one recorded session.
+pub fn results_of(tasks: Vec<TaskResult>) -> Results {
     let suite = Suite::embedded();
     Results {
         suite: "fixture".into(),
@@ -132,13 +137,21 @@ pub fn results(task: TaskResult) -> Results {
                 wall_seconds: 3725.0,
             }],
         },
-        campaigns_per_arm: task.arms[0].campaigns.len() as u32,
+        campaigns_per_arm: tasks[0].arms[0].campaigns.len() as u32,
         max_compute_seconds: 60.0,
         final_seeds: vec![1000, 1001, 1002],
         long_factor: 0.0,
         settings: settings(&suite),
-        search_seconds: task.arms.iter().map(|a| a.compute_seconds).sum(),
-        final_cost: task.final_cost,
-        tasks: vec![task],
+        search_seconds: tasks
+            .iter()
+            .flat_map(|t| &t.arms)
+            .map(|a| a.compute_seconds)
+            .sum(),
+        final_cost: tasks.iter().fold(Cost::default(), |c, t| Cost {
+            runs: c.runs + t.final_cost.runs,
+            seconds: c.seconds + t.final_cost.seconds,
+        }),
+        overall: super::overall::Overall::of(&tasks, true),
+        tasks,
     }
 }

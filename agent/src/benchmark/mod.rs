@@ -7,11 +7,13 @@
 //! random-sampled population the same way with fresh seeds, and [`Results`] compares them over
 //! campaign seeds with hierarchical bootstrap intervals and exact permutation tests
 //! ([`stats`], [`verdict`]); [`report`] writes them out, with where and how the benchmark ran
-//! ([`provenance`]) and what each campaign changed about its seed ([`lineage`]).
+//! ([`provenance`]) and what each campaign changed about its seed ([`lineage`]); [`overall`]
+//! scores the suite as a whole.
 
 #[cfg(test)]
 mod fixture;
 pub mod lineage;
+pub mod overall;
 pub mod plots;
 pub mod protocol;
 pub mod provenance;
@@ -508,6 +510,8 @@ pub struct Results {
     pub search_seconds: f64,
     pub final_cost: Cost,
     pub tasks: Vec<TaskResult>,
+    /// The suite's score over its tasks, per arm, with its tests.
+    pub overall: overall::Overall,
 }
 
 /// The search's settings, the same for every campaign.
@@ -1017,6 +1021,7 @@ pub fn results(suite: &Suite, out: &Path, store: &Store) -> crate::campaign::Res
             .sum(),
         // Runs two tasks share (the same design on the same task settings) count once.
         final_cost: cost_of(store, &keys),
+        overall: overall::Overall::of(&tasks, suite.verdicts),
         tasks,
     })
 }

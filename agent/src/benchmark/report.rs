@@ -53,6 +53,7 @@ pub fn render(r: &Results) -> String {
         }
     );
     method(&mut out, r.campaigns_per_arm);
+    overall(&mut out, r);
     for t in &r.tasks {
         task(&mut out, t, r.long_factor > 0.0, r.max_compute_seconds);
     }
@@ -85,6 +86,105 @@ fn method(out: &mut String, campaigns: u32) {
         stats::ALPHA,
         stats::MIN_CAMPAIGNS
     );
+}
+
+/// The suite over its tasks: each task's final means, and each arm's mean on the tasks' own
+/// scales with its tests.
+fn overall(out: &mut String, r: &Results) {
+    let o = &r.overall;
+    if r.tasks.len() < 2 {
+        return;
+    }
+    let _ = writeln!(out, "## The suite\n");
+    let arms: Vec<&str> = o.arms.iter().map(|a| a.name.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "Final means at the search's budget. The suite's score puts each task's mean on the task's own scale (0 is chance, 1 the ceiling, as in the calibration) and averages over the tasks that take part; a suite run of an arm is its campaign k on every task, so the same permutation test compares arms on their {} suite runs.\n",
+        o.arms.first().map_or(0, |a| a.runs.len())
+    );
+    let _ = writeln!(
+        out,
+        "| task | chance | ceiling | best seed | {} |",
+        arms.join(" | ")
+    );
+    let _ = writeln!(out, "|{}", " --- |".repeat(4 + arms.len()));
+    for t in &r.tasks {
+        let best = t
+            .seeds
+            .iter()
+            .find(|d| Some(&d.name) == t.best_seed.as_ref())
+            .and_then(|d| d.short.as_ref())
+            .map(|s| s.mean);
+        let cells: Vec<String> = t
+            .arms
+            .iter()
+            .map(|a| opt(a.short.as_ref().map(|s| s.mean), num))
+            .collect();
+        let (chance, ceiling) = t
+            .calibration
+            .as_ref()
+            .map_or((None, t.ceiling), |c| (Some(c.chance), Some(c.ceiling)));
+        let mark = if o.tasks.contains(&t.name) {
+            ""
+        } else {
+            " (left out)"
+        };
+        let _ = writeln!(
+            out,
+            "| {}{mark} | {} | {} | {} | {} |",
+            t.name,
+            opt(chance, num),
+            opt(ceiling, num),
+            opt(best, num),
+            cells.join(" | ")
+        );
+    }
+    let scaled: Vec<String> = o
+        .arms
+        .iter()
+        .map(|a| match (a.mean, a.interval) {
+            (Some(m), Some((lo, hi))) => format!("{} [{}, {}]", num(m), num(lo), num(hi)),
+            (m, _) => opt(m, num),
+        })
+        .collect();
+    let best = o
+        .best_seeds
+        .as_ref()
+        .filter(|b| !b.is_empty())
+        .map(|b| stats::mean(b));
+    let _ = writeln!(
+        out,
+        "| **suite** (0 = chance, 1 = ceiling) | 0 | 1 | {} | {} |\n",
+        opt(best, num),
+        scaled.join(" | ")
+    );
+    for (task, why) in &o.left_out {
+        let _ = writeln!(out, "- {task} is left out of the suite's score: {why}.");
+    }
+    if !o.left_out.is_empty() {
+        let _ = writeln!(out);
+    }
+    if !o.verdicts {
+        let _ = writeln!(
+            out,
+            "No verdicts on the suite (this suite turns them off, or no task takes part).\n"
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "What the tests show over the suite (exact one-sided permutation tests of the suite runs, α = {}; the best seeds' runs are their final seeds, averaged over the tasks seed by seed):\n",
+        stats::ALPHA
+    );
+    for a in o.arms.iter().filter(|a| a.mean.is_some()) {
+        let mut claims = vec![match &a.versus_best_seed {
+            Some(v) => verdict(v, "the best seeds"),
+            None => "no seeds to compare with".to_string(),
+        }];
+        claims.extend(a.versus.iter().map(|v| verdict(v, &v.other)));
+        let _ = writeln!(out, "- **{}**: {}.", a.name, claims.join("; "));
+    }
+    let _ = writeln!(out);
 }
 
 fn p_value(p: f64) -> String {
@@ -816,6 +916,42 @@ mod tests {
 
         "#]]
         .assert_eq(section(&report, "What the tests show", "Final scores at"));
+    }
+
+    #[test]
+    fn the_suite_section_scores_arms_over_the_tasks_that_take_part() {
+        let mut two = separated_task(4);
+        two.name = "two".into();
+        let mut refused = separated_task(4);
+        refused.name = "refused".into();
+        refused.verdicts = Verdicts::CalibrationFailed {
+            why: "too easy".into(),
+        };
+        let report = render(&fixture::results_of(vec![separated_task(4), two, refused]));
+        expect![[r#"
+            ## The suite
+
+            Final means at the search's budget. The suite's score puts each task's mean on the task's own scale (0 is chance, 1 the ceiling, as in the calibration) and averages over the tasks that take part; a suite run of an arm is its campaign k on every task, so the same permutation test compares arms on their 4 suite runs.
+
+            | task | chance | ceiling | best seed | random | evolution |
+            | --- | --- | --- | --- | --- | --- |
+            | t | 0.030 | 1.000 | 0.470 | 0.315 | 0.915 |
+            | two | 0.030 | 1.000 | 0.470 | 0.315 | 0.915 |
+            | refused (left out) | 0.030 | 1.000 | 0.470 | 0.315 | 0.915 |
+            | **suite** (0 = chance, 1 = ceiling) | 0 | 1 | 0.454 | 0.294 [0.284, 0.304] | 0.912 [0.902, 0.923] |
+
+            - refused is left out of the suite's score: its calibration failed.
+
+            What the tests show over the suite (exact one-sided permutation tests of the suite runs, α = 0.05; the best seeds' runs are their final seeds, averaged over the tasks seed by seed):
+
+            - **random**: loses to the best seeds (p = 0.029); loses to evolution (p = 0.014).
+            - **evolution**: beats the best seeds (p = 0.029); beats random (p = 0.014).
+
+        "#]]
+        .assert_eq(section(&report, "## The suite", "## t "));
+        // One task: no suite section (it would repeat the task).
+        let report = render(&fixture::results(separated_task(4)));
+        assert!(!report.contains("## The suite"), "{report}");
     }
 
     #[test]
