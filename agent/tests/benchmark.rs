@@ -144,6 +144,8 @@ fn the_dry_run_prints_the_plan_and_its_compute_and_creates_nothing() {
     );
 }
 
+// One benchmark's life, step by step: the steps share its output directory, so they stay one story.
+#[allow(clippy::too_many_lines)]
 #[test]
 fn a_benchmark_runs_reports_continues_and_refuses_another_suite() {
     let dir = setup();

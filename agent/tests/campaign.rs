@@ -14,6 +14,8 @@ use serde_json::Value;
 
 use common::*;
 
+// One campaign checked as it goes, in order: the checks share the run they inspect.
+#[allow(clippy::too_many_lines)]
 #[test]
 fn a_campaign_deduplicates_promotes_and_stops_at_the_candidate_budget() {
     let s = Setup::new(

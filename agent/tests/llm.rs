@@ -1242,6 +1242,8 @@ impl Respond for Widths {
     }
 }
 
+// A whole benchmark against a mock server: the setup, the run and the report's checks share it.
+#[allow(clippy::too_many_lines)]
 #[tokio::test(flavor = "multi_thread")]
 async fn the_benchmark_adds_the_llm_arms_and_reports_their_tokens() {
     let server = MockServer::start().await;

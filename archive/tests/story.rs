@@ -25,6 +25,8 @@ fn story() {
     }
 }
 
+// One archive's story, read top to bottom: each step depends on the ones before it.
+#[allow(clippy::too_many_lines)]
 fn story_on(store: &str, a: &Archive) {
     // Two seeds, then children; one failure, one duplicate.
     let s0 = a.insert_candidate(candidate("seed-a", &[])).unwrap();

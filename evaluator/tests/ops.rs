@@ -241,6 +241,8 @@ fn binary_with_param(op: Op) -> ArchGraph {
     g.finish(y)
 }
 
+// A table: one gradient case per op.
+#[allow(clippy::too_many_lines)]
 fn cases() -> Vec<(&'static str, Build, (f64, f64), Mode)> {
     let any = (-1.0, 1.0);
     let positive = (0.5, 1.5);
@@ -940,6 +942,8 @@ fn binary_ops_broadcast_like_numpy() {
     assert_values("sub scalar", &got, &want);
 }
 
+// One hand-computed case per reduction, one after another.
+#[allow(clippy::too_many_lines)]
 #[test]
 fn reductions_forward_values() {
     // Two samples of [2, 3]: 1..6 and 7..12.
@@ -1136,6 +1140,8 @@ fn shape_ops_forward_values() {
     );
 }
 
+// One hand-computed case per layer, one after another.
+#[allow(clippy::too_many_lines)]
 #[test]
 fn layers_forward_values() {
     // linear: x [B, 1, 2] · W [2, 3] + b.

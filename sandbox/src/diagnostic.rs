@@ -129,81 +129,121 @@ const MISSING_SYNTAX: &[(&str, &str)] = &[
     ("is", "`is` is not available: use `==` or `!=`"),
 ];
 
+/// A cursor over source characters that keeps the line and column (1-based).
+struct Cursor {
+    chars: Vec<char>,
+    i: usize,
+    line: u32,
+    col: u32,
+}
+
+impl Cursor {
+    fn peek(&self, k: usize) -> Option<char> {
+        self.chars.get(self.i + k).copied()
+    }
+
+    fn advance(&mut self) {
+        if self.chars[self.i] == '\n' {
+            self.line += 1;
+            self.col = 1;
+        } else {
+            self.col += 1;
+        }
+        self.i += 1;
+    }
+
+    fn advance_by(&mut self, n: usize) {
+        for _ in 0..n {
+            self.advance();
+        }
+    }
+
+    fn skip_comment(&mut self) {
+        while self.peek(0).is_some_and(|c| c != '\n') {
+            self.advance();
+        }
+    }
+
+    /// Skips a string literal opened by `quote` here (single or triple quoted).
+    fn skip_string(&mut self, quote: char) {
+        let triple = self.peek(1) == Some(quote) && self.peek(2) == Some(quote);
+        let quote_len = if triple { 3 } else { 1 };
+        self.advance_by(quote_len);
+        while let Some(c) = self.peek(0) {
+            if c == '\\' && self.peek(1).is_some() {
+                self.advance_by(2);
+                continue;
+            }
+            if !triple && c == '\n' {
+                break;
+            }
+            if c == quote
+                && (!triple || (self.peek(1) == Some(quote) && self.peek(2) == Some(quote)))
+            {
+                self.advance_by(quote_len);
+                break;
+            }
+            self.advance();
+        }
+    }
+
+    /// Reads an identifier or keyword starting here.
+    fn word(&mut self) -> String {
+        let start = self.i;
+        while self
+            .peek(0)
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        {
+            self.advance();
+        }
+        self.chars[start..self.i].iter().collect()
+    }
+}
+
 /// Find Python constructs that Starlark does not have, outside strings and comments, and say what
 /// to write instead. Runs before parsing so that the message names the construct, not a token.
 pub fn missing_syntax(source: &str) -> Vec<Diagnostic> {
     let mut found = Vec::new();
-    let chars: Vec<char> = source.chars().collect();
-    let (mut line, mut col) = (1u32, 1u32);
-    let mut i = 0;
+    let mut at = Cursor {
+        chars: source.chars().collect(),
+        i: 0,
+        line: 1,
+        col: 1,
+    };
     // The last significant character, to tell `a ** b` (power) from `f(**kwargs)`.
     let mut prev: Option<char> = None;
     let mut at_line_start = true;
-    let advance = |i: &mut usize, line: &mut u32, col: &mut u32, chars: &[char]| {
-        if chars[*i] == '\n' {
-            *line += 1;
-            *col = 1;
-        } else {
-            *col += 1;
-        }
-        *i += 1;
-    };
-    while i < chars.len() {
-        let c = chars[i];
+    while let Some(c) = at.peek(0) {
+        let (line, col) = (at.line, at.col);
         match c {
-            '#' => {
-                while i < chars.len() && chars[i] != '\n' {
-                    advance(&mut i, &mut line, &mut col, &chars);
-                }
-            }
+            '#' => at.skip_comment(),
             '\n' => {
                 at_line_start = true;
-                advance(&mut i, &mut line, &mut col, &chars);
+                at.advance();
             }
             '"' | '\'' => {
-                let triple = i + 2 < chars.len() && chars[i + 1] == c && chars[i + 2] == c;
-                let quote_len = if triple { 3 } else { 1 };
-                for _ in 0..quote_len {
-                    advance(&mut i, &mut line, &mut col, &chars);
-                }
-                while i < chars.len() {
-                    if chars[i] == '\\' && i + 1 < chars.len() {
-                        advance(&mut i, &mut line, &mut col, &chars);
-                        advance(&mut i, &mut line, &mut col, &chars);
-                        continue;
-                    }
-                    if !triple && chars[i] == '\n' {
-                        break;
-                    }
-                    if chars[i] == c
-                        && (!triple
-                            || (i + 2 < chars.len() && chars[i + 1] == c && chars[i + 2] == c))
-                    {
-                        for _ in 0..quote_len {
-                            advance(&mut i, &mut line, &mut col, &chars);
-                        }
-                        break;
-                    }
-                    advance(&mut i, &mut line, &mut col, &chars);
-                }
+                at.skip_string(c);
                 prev = Some('"');
                 at_line_start = false;
             }
             c if c.is_alphabetic() || c == '_' => {
-                let (l0, c0) = (line, col);
-                let start = i;
-                while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
-                    advance(&mut i, &mut line, &mut col, &chars);
-                }
-                let word: String = chars[start..i].iter().collect();
+                let word = at.word();
                 if let Some((_, msg)) = MISSING_SYNTAX.iter().find(|(k, _)| *k == word) {
-                    found.push(Diagnostic::at(source, l0, c0, word.len(), msg.to_string()));
-                } else if word == "load" && at_line_start && next_non_space(&chars, i) == Some('(')
+                    found.push(Diagnostic::at(
+                        source,
+                        line,
+                        col,
+                        word.len(),
+                        msg.to_string(),
+                    ));
+                } else if word == "load"
+                    && at_line_start
+                    && next_non_space(&at.chars, at.i) == Some('(')
                 {
                     found.push(Diagnostic::at(
                         source,
-                        l0,
-                        c0,
+                        line,
+                        col,
                         4,
                         "`load` is not available: architecture code is one self-contained file"
                             .to_string(),
@@ -212,7 +252,7 @@ pub fn missing_syntax(source: &str) -> Vec<Diagnostic> {
                 prev = Some('a');
                 at_line_start = false;
             }
-            '*' if i + 1 < chars.len() && chars[i + 1] == '*' => {
+            '*' if at.peek(1) == Some('*') => {
                 if matches!(prev, Some(p) if p == 'a' || p == ')' || p == ']' || p == '"') {
                     found.push(Diagnostic::at(
                         source,
@@ -223,8 +263,7 @@ pub fn missing_syntax(source: &str) -> Vec<Diagnostic> {
                             .to_string(),
                     ));
                 }
-                advance(&mut i, &mut line, &mut col, &chars);
-                advance(&mut i, &mut line, &mut col, &chars);
+                at.advance_by(2);
                 prev = Some('*');
                 at_line_start = false;
             }
@@ -235,11 +274,11 @@ pub fn missing_syntax(source: &str) -> Vec<Diagnostic> {
                     "`@` (matrix multiply) is not available: use `matmul(a, b)`"
                 };
                 found.push(Diagnostic::at(source, line, col, 1, msg.to_string()));
-                advance(&mut i, &mut line, &mut col, &chars);
+                at.advance();
                 prev = Some('@');
                 at_line_start = false;
             }
-            c if c.is_whitespace() => advance(&mut i, &mut line, &mut col, &chars),
+            c if c.is_whitespace() => at.advance(),
             c => {
                 prev = Some(if c.is_ascii_digit() || c == '.' {
                     'a'
@@ -247,7 +286,7 @@ pub fn missing_syntax(source: &str) -> Vec<Diagnostic> {
                     c
                 });
                 at_line_start = false;
-                advance(&mut i, &mut line, &mut col, &chars);
+                at.advance();
             }
         }
     }

@@ -78,126 +78,139 @@ pub fn plan(equation: &str, a: &Shape, b: Option<&Shape>) -> Result<Plan, String
         }
     }
     match (operands.as_slice(), b) {
-        ([la], None) => {
-            let la = parse_operand(equation, la, a)?;
-            let mut sorted_in = la.clone();
-            sorted_in.sort_unstable();
-            let mut sorted_out = out.clone();
-            sorted_out.sort_unstable();
-            if sorted_in != sorted_out {
-                return Err(format!(
-                    "einsum {equation:?}: with one operand only permutations lower; use sum(x, axis) to reduce"
-                ));
-            }
-            let mut steps_a = Vec::new();
-            permute_step(&la, &out, &mut steps_a);
-            Ok(Plan {
-                steps_a,
-                steps_b: Vec::new(),
-                after: None,
-            })
-        }
+        ([la], None) => permutation_plan(equation, &parse_operand(equation, la, a)?, &out),
         ([la, lb], Some(b)) => {
             let la = parse_operand(equation, la, a)?;
             let lb = parse_operand(equation, lb, b)?;
-            let dim_of = |c: char| -> Dim {
-                match la.iter().position(|&x| x == c) {
-                    Some(i) => a.dims()[i],
-                    None => b.dims()[lb.iter().position(|&x| x == c).expect("letter present")],
-                }
-            };
-            for c in &out {
-                if !la.contains(c) && !lb.contains(c) {
-                    return Err(format!(
-                        "einsum {equation:?}: output index {c:?} is in neither operand"
-                    ));
-                }
-            }
-            for (i, c) in la.iter().enumerate() {
-                if let Some(j) = lb.iter().position(|x| x == c) {
-                    if a.dims()[i] != b.dims()[j] {
-                        return Err(format!(
-                            "einsum {equation:?}: index {c:?} is {} in the first operand and {} in the second",
-                            a.dims()[i],
-                            b.dims()[j]
-                        ));
-                    }
-                }
-            }
-            let batch: Vec<char> = out
-                .iter()
-                .copied()
-                .filter(|c| la.contains(c) && lb.contains(c))
-                .collect();
-            let contracted: Vec<char> = la
-                .iter()
-                .copied()
-                .filter(|c| lb.contains(c) && !out.contains(c))
-                .collect();
-            let a_free: Vec<char> = la.iter().copied().filter(|c| !lb.contains(c)).collect();
-            let b_free: Vec<char> = lb.iter().copied().filter(|c| !la.contains(c)).collect();
-            if let Some(c) = a_free.iter().chain(&b_free).find(|c| !out.contains(c)) {
-                return Err(format!(
-                    "einsum {equation:?}: index {c:?} appears in one operand only and not in the output; sum it first with sum(x, axis)"
-                ));
-            }
-            if contracted.iter().any(|&c| dim_of(c).batch) {
-                return Err(format!(
-                    "einsum {equation:?}: cannot contract over the batch dim"
-                ));
-            }
-            let dims =
-                |letters: &[char]| -> Vec<Dim> { letters.iter().map(|&c| dim_of(c)).collect() };
-            let batch_dims = dims(&batch);
-
-            let mut steps_a = Vec::new();
-            let a_order: Vec<char> = batch
-                .iter()
-                .chain(&a_free)
-                .chain(&contracted)
-                .copied()
-                .collect();
-            permute_step(&la, &a_order, &mut steps_a);
-            let mut a_target = batch_dims.clone();
-            a_target.push(merged(&dims(&a_free)));
-            a_target.push(merged(&dims(&contracted)));
-            reshape_step(&Shape(dims(&a_order)), Shape(a_target), &mut steps_a);
-
-            let mut steps_b = Vec::new();
-            let b_order: Vec<char> = batch
-                .iter()
-                .chain(&contracted)
-                .chain(&b_free)
-                .copied()
-                .collect();
-            permute_step(&lb, &b_order, &mut steps_b);
-            let mut b_target = batch_dims.clone();
-            b_target.push(merged(&dims(&contracted)));
-            b_target.push(merged(&dims(&b_free)));
-            reshape_step(&Shape(dims(&b_order)), Shape(b_target), &mut steps_b);
-
-            let mut after = Vec::new();
-            let mut mm = batch_dims.clone();
-            mm.push(merged(&dims(&a_free)));
-            mm.push(merged(&dims(&b_free)));
-            let result_order: Vec<char> = batch
-                .iter()
-                .chain(&a_free)
-                .chain(&b_free)
-                .copied()
-                .collect();
-            reshape_step(&Shape(mm), Shape(dims(&result_order)), &mut after);
-            permute_step(&result_order, &out, &mut after);
-            Ok(Plan {
-                steps_a,
-                steps_b,
-                after: Some(after),
-            })
+            contraction_plan(equation, (&la, a), (&lb, b), &out)
         }
         _ => Err(format!(
             "einsum {equation:?}: takes one or two operands, matching the equation"
         )),
     }
+}
+
+/// One operand: only a permutation lowers.
+fn permutation_plan(equation: &str, la: &[char], out: &[char]) -> Result<Plan, String> {
+    let mut sorted_in = la.to_vec();
+    sorted_in.sort_unstable();
+    let mut sorted_out = out.to_vec();
+    sorted_out.sort_unstable();
+    if sorted_in != sorted_out {
+        return Err(format!(
+            "einsum {equation:?}: with one operand only permutations lower; use sum(x, axis) to reduce"
+        ));
+    }
+    let mut steps_a = Vec::new();
+    permute_step(la, out, &mut steps_a);
+    Ok(Plan {
+        steps_a,
+        steps_b: Vec::new(),
+        after: None,
+    })
+}
+
+/// Every output index is in an operand, and an index in both has one size there.
+fn check_indices(
+    equation: &str,
+    (la, a): (&[char], &Shape),
+    (lb, b): (&[char], &Shape),
+    out: &[char],
+) -> Result<(), String> {
+    for c in out {
+        if !la.contains(c) && !lb.contains(c) {
+            return Err(format!(
+                "einsum {equation:?}: output index {c:?} is in neither operand"
+            ));
+        }
+    }
+    for (i, c) in la.iter().enumerate() {
+        if let Some(j) = lb.iter().position(|x| x == c) {
+            if a.dims()[i] != b.dims()[j] {
+                return Err(format!(
+                    "einsum {equation:?}: index {c:?} is {} in the first operand and {} in the second",
+                    a.dims()[i],
+                    b.dims()[j]
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Two operands: permute each to (batch, free, contracted), reshape to three dims, one batched
+/// matmul, then back to the output's order.
+fn contraction_plan(
+    equation: &str,
+    (la, a): (&[char], &Shape),
+    (lb, b): (&[char], &Shape),
+    out: &[char],
+) -> Result<Plan, String> {
+    check_indices(equation, (la, a), (lb, b), out)?;
+    let dim_of = |c: char| -> Dim {
+        match la.iter().position(|&x| x == c) {
+            Some(i) => a.dims()[i],
+            None => b.dims()[lb.iter().position(|&x| x == c).expect("letter present")],
+        }
+    };
+    let batch: Vec<char> = out
+        .iter()
+        .copied()
+        .filter(|c| la.contains(c) && lb.contains(c))
+        .collect();
+    let contracted: Vec<char> = la
+        .iter()
+        .copied()
+        .filter(|c| lb.contains(c) && !out.contains(c))
+        .collect();
+    let a_free: Vec<char> = la.iter().copied().filter(|c| !lb.contains(c)).collect();
+    let b_free: Vec<char> = lb.iter().copied().filter(|c| !la.contains(c)).collect();
+    if let Some(c) = a_free.iter().chain(&b_free).find(|c| !out.contains(c)) {
+        return Err(format!(
+            "einsum {equation:?}: index {c:?} appears in one operand only and not in the output; sum it first with sum(x, axis)"
+        ));
+    }
+    if contracted.iter().any(|&c| dim_of(c).batch) {
+        return Err(format!(
+            "einsum {equation:?}: cannot contract over the batch dim"
+        ));
+    }
+    let dims = |letters: &[char]| -> Vec<Dim> { letters.iter().map(|&c| dim_of(c)).collect() };
+    let batch_dims = dims(&batch);
+    let chain = |parts: [&[char]; 3]| -> Vec<char> { parts.concat() };
+    let operand_steps = |letters: &[char], order: Vec<char>, m: &[char], n: &[char]| {
+        let mut steps = Vec::new();
+        permute_step(letters, &order, &mut steps);
+        let mut target = batch_dims.clone();
+        target.push(merged(&dims(m)));
+        target.push(merged(&dims(n)));
+        reshape_step(&Shape(dims(&order)), Shape(target), &mut steps);
+        steps
+    };
+    let steps_a = operand_steps(
+        la,
+        chain([&batch, &a_free, &contracted]),
+        &a_free,
+        &contracted,
+    );
+    let steps_b = operand_steps(
+        lb,
+        chain([&batch, &contracted, &b_free]),
+        &contracted,
+        &b_free,
+    );
+    let mut after = Vec::new();
+    let mut mm = batch_dims.clone();
+    mm.push(merged(&dims(&a_free)));
+    mm.push(merged(&dims(&b_free)));
+    let result_order = chain([&batch, &a_free, &b_free]);
+    reshape_step(&Shape(mm), Shape(dims(&result_order)), &mut after);
+    permute_step(&result_order, out, &mut after);
+    Ok(Plan {
+        steps_a,
+        steps_b,
+        after: Some(after),
+    })
 }
 
 impl Plan {

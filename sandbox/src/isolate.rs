@@ -12,7 +12,7 @@
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -136,21 +136,7 @@ pub fn trace_isolated(
     let deadline =
         Instant::now() + Duration::from_secs_f64(limits.deadline_seconds.max(0.0)) + GRACE;
     let pid = proc.id();
-    let mut killed = false;
-    let status = loop {
-        match proc.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                signal_group(pid, libc::SIGKILL);
-                killed = true;
-                break proc
-                    .wait()
-                    .map_err(|e| IsolateError::Protocol(e.to_string()))?;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(IsolateError::Protocol(e.to_string())),
-        }
-    };
+    let (status, killed) = wait_until(&mut proc, deadline)?;
     // Whatever the child left in its group goes too.
     signal_group(pid, libc::SIGKILL);
     let _ = writer.join();
@@ -171,43 +157,56 @@ pub fn trace_isolated(
             IsolateError::Protocol(format!("{e}: {}", String::from_utf8_lossy(&out)))
         });
     }
+    Ok(located(failure(
+        status,
+        &err,
+        limits.memory_mb,
+        cpu_seconds,
+    )))
+}
+
+/// Waits for the child until `deadline`, then kills its group: its exit status, and whether it
+/// was killed for the deadline.
+fn wait_until(proc: &mut Child, deadline: Instant) -> Result<(ExitStatus, bool), IsolateError> {
+    let protocol = |e: std::io::Error| IsolateError::Protocol(e.to_string());
+    loop {
+        match proc.try_wait().map_err(protocol)? {
+            Some(status) => return Ok((status, false)),
+            None if Instant::now() >= deadline => {
+                signal_group(proc.id(), libc::SIGKILL);
+                return Ok((proc.wait().map_err(protocol)?, true));
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+/// Why a trace child failed, from its exit status and the end of its stderr.
+fn failure(status: ExitStatus, err: &str, memory_mb: u64, cpu_seconds: u64) -> String {
     let memory_message = || {
         format!(
-            "tracing used more than its {} MiB memory limit and was stopped; is a list or string growing without bound?",
-            limits.memory_mb
+            "tracing used more than its {memory_mb} MiB memory limit and was stopped; is a list or string growing without bound?"
         )
     };
     if err.contains("memory allocation")
         || err.contains("out of memory")
         || err.contains("capacity overflow")
     {
-        return Ok(located(memory_message()));
+        return memory_message();
     }
     match status.signal() {
-        Some(libc::SIGXCPU) | Some(libc::SIGKILL) => Ok(located(format!(
-            "tracing used more than its CPU-time limit of {cpu_seconds} s and was stopped"
-        ))),
-        Some(libc::SIGABRT) | Some(libc::SIGSEGV) | Some(libc::SIGBUS) => {
-            Ok(located(memory_message()))
+        Some(libc::SIGXCPU) | Some(libc::SIGKILL) => {
+            format!("tracing used more than its CPU-time limit of {cpu_seconds} s and was stopped")
         }
+        Some(libc::SIGABRT) | Some(libc::SIGSEGV) | Some(libc::SIGBUS) => memory_message(),
         _ => {
-            let tail: String = err
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n");
-            Ok(located(format!(
-                "the trace process failed ({status}){}",
-                if tail.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {tail}")
-                }
-            )))
+            let lines: Vec<&str> = err.lines().collect();
+            let tail = lines[lines.len().saturating_sub(5)..].join("\n");
+            if tail.is_empty() {
+                format!("the trace process failed ({status})")
+            } else {
+                format!("the trace process failed ({status}): {tail}")
+            }
         }
     }
 }

@@ -1,10 +1,13 @@
-//! One case per function of the language: its shape rule, FLOP count and parameters.
+//! One case per function of the language: its shape rule, FLOP count, parameters and printing.
 //!
 //! Each case traces `def model(x): return <expr>` against a task whose output shape is the expected
-//! shape, so a passing trace proves the shape rule; FLOPs and parameters are then compared exactly.
+//! shape, so a passing trace proves the shape rule; FLOPs and parameters are then compared exactly,
+//! the graph printed as Starlark must trace to the same fingerprint, and printed as PyTorch must
+//! parse as Python.
 
 use std::collections::BTreeSet;
 
+use autoarch_sandbox::printer::{to_pytorch, to_starlark};
 use autoarch_sandbox::tracer::builtin_names;
 use autoarch_sandbox::{trace, DType, Shape, TaskShape, TraceConfig, TraceOutcome, REGISTRY};
 
@@ -39,6 +42,8 @@ fn case(
     }
 }
 
+// A table: one case per function of the language.
+#[allow(clippy::too_many_lines)]
 fn cases() -> Vec<Case> {
     let x = &[4, 8];
     vec![
@@ -193,7 +198,8 @@ fn cases() -> Vec<Case> {
 }
 
 #[test]
-fn every_op_has_its_shape_rule_flops_and_params() {
+fn every_op_has_its_shape_rule_flops_and_params_and_prints_both_ways() {
+    let mut python = String::new();
     for c in cases() {
         let task = TaskShape {
             name: format!("op-{}", c.name),
@@ -204,16 +210,34 @@ fn every_op_has_its_shape_rule_flops_and_params() {
             constants: Vec::new(),
         };
         let code = format!("def model(x):\n    return {}\n", c.expr);
-        match trace(&code, &TraceConfig::new(task)) {
+        match trace(&code, &TraceConfig::new(task.clone())) {
             TraceOutcome::Ok(t) => {
                 assert_eq!(t.stats.flops, c.flops, "FLOPs of {}: {}", c.name, c.expr);
                 assert_eq!(t.stats.params, c.params, "params of {}: {}", c.name, c.expr);
+                let flat = to_starlark(&t.graph);
+                let again = trace(&flat, &TraceConfig::new(task.clone()));
+                let again = again
+                    .traced()
+                    .unwrap_or_else(|| panic!("{}: {flat}", c.name));
+                assert_eq!(again.fingerprint, t.fingerprint, "{}: {flat}", c.name);
+                python.push_str(&format!(
+                    "compile({:?}, {:?}, \"exec\")\n",
+                    to_pytorch(&t.graph),
+                    c.name
+                ));
             }
             TraceOutcome::Invalid { diagnostics } => {
                 panic!("{} ({}) did not trace: {diagnostics:?}", c.name, c.expr)
             }
         }
     }
+    // Every export parses as Python (python3 is on every machine the tests run on).
+    let status = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&python)
+        .status()
+        .expect("python3 is on the machine");
+    assert!(status.success(), "an export does not parse");
 }
 
 #[test]

@@ -11,15 +11,15 @@ use allocative::Allocative;
 use serde::{Deserialize, Serialize};
 use starlark::environment::{Globals, GlobalsBuilder, LibraryExtension, Module};
 use starlark::eval::Evaluator;
+use starlark::starlark_simple_value;
 use starlark::syntax::{AstModule, Dialect, DialectTypes};
-use starlark::values::float::UnpackFloat;
 use starlark::values::list_or_tuple::UnpackListOrTuple;
 use starlark::values::none::NoneOr;
-use starlark::values::tuple::UnpackTuple;
 use starlark::values::{
     starlark_value, Heap, NoSerialize, ProvidesStaticType, StarlarkValue, Value, ValueLike,
 };
-use starlark::{starlark_module, starlark_simple_value};
+
+mod builtins;
 
 use crate::diagnostic::{missing_syntax, Diagnostic};
 use crate::graph::{ArchGraph, Fingerprint, Node, NodeId, ParamId, Span, Stats};
@@ -111,8 +111,8 @@ impl TraceOutcome {
 }
 
 /// The graph under construction, reachable from builtins through a thread-local while a trace runs.
-struct Builder {
-    nodes: Vec<Node>,
+pub(crate) struct Builder {
+    pub(crate) nodes: Vec<Node>,
     params: Vec<ParamSpec>,
     /// Tied parameters: name -> (the op that created them, its parameter ids).
     named: HashMap<String, (Op, Vec<ParamId>, Option<Span>)>,
@@ -127,7 +127,7 @@ thread_local! {
     static BUILDER: RefCell<Option<Builder>> = const { RefCell::new(None) };
 }
 
-fn with_builder<R>(f: impl FnOnce(&mut Builder) -> R) -> R {
+pub(crate) fn with_builder<R>(f: impl FnOnce(&mut Builder) -> R) -> R {
     BUILDER.with(|b| {
         let mut b = b.borrow_mut();
         f(b.as_mut()
@@ -136,7 +136,7 @@ fn with_builder<R>(f: impl FnOnce(&mut Builder) -> R) -> R {
 }
 
 impl Builder {
-    fn push(
+    pub(crate) fn push(
         &mut self,
         op: Op,
         inputs: Vec<NodeId>,
@@ -272,11 +272,11 @@ impl Builder {
 /// A traced tensor as Starlark code sees it.
 #[derive(Debug, Clone, ProvidesStaticType, NoSerialize, Allocative)]
 pub struct Tensor {
-    node: NodeId,
+    pub(crate) node: NodeId,
     #[allocative(skip)]
-    shape: Shape,
+    pub(crate) shape: Shape,
     #[allocative(skip)]
-    dtype: DType,
+    pub(crate) dtype: DType,
 }
 
 starlark_simple_value!(Tensor);
@@ -392,7 +392,7 @@ impl<'v> StarlarkValue<'v> for Tensor {
     }
 }
 
-fn span_of(eval: &Evaluator) -> Option<Span> {
+pub(crate) fn span_of(eval: &Evaluator) -> Option<Span> {
     let loc = eval.call_stack_top_location()?;
     let pos = loc.resolve_span().begin;
     Some(Span {
@@ -401,14 +401,14 @@ fn span_of(eval: &Evaluator) -> Option<Span> {
     })
 }
 
-fn size(op: &str, what: &str, v: i32) -> anyhow::Result<u64> {
+pub(crate) fn size(op: &str, what: &str, v: i32) -> anyhow::Result<u64> {
     if v <= 0 {
         anyhow::bail!("{op}: {what} must be a positive int, got {v}");
     }
     Ok(v as u64)
 }
 
-fn non_negative(op: &str, what: &str, v: i32) -> anyhow::Result<u64> {
+pub(crate) fn non_negative(op: &str, what: &str, v: i32) -> anyhow::Result<u64> {
     if v < 0 {
         anyhow::bail!("{op}: {what} must be 0 or more, got {v}");
     }
@@ -431,7 +431,12 @@ fn pair(op: &str, what: &str, v: Value) -> anyhow::Result<[i32; 2]> {
     )
 }
 
-fn pair_sizes(op: &str, what: &str, v: Value, positive: bool) -> anyhow::Result<[u64; 2]> {
+pub(crate) fn pair_sizes(
+    op: &str,
+    what: &str,
+    v: Value,
+    positive: bool,
+) -> anyhow::Result<[u64; 2]> {
     let [h, w] = pair(op, what, v)?;
     if positive {
         Ok([size(op, what, h)?, size(op, what, w)?])
@@ -443,7 +448,7 @@ fn pair_sizes(op: &str, what: &str, v: Value, positive: bool) -> anyhow::Result<
 use starlark::values::UnpackValue;
 
 /// Kernel, stride (default: the kernel) and padding of a pooling window, each `[h, w]`.
-fn pool_window(
+pub(crate) fn pool_window(
     op: &str,
     kernel: Value,
     stride: NoneOr<Value>,
@@ -457,13 +462,13 @@ fn pool_window(
     Ok((kernel, stride, pair_sizes(op, "padding", padding, false)?))
 }
 
-fn tensor_of<'v>(op: &str, v: Value<'v>) -> anyhow::Result<&'v Tensor> {
+pub(crate) fn tensor_of<'v>(op: &str, v: Value<'v>) -> anyhow::Result<&'v Tensor> {
     v.downcast_ref::<Tensor>()
         .ok_or_else(|| anyhow::anyhow!("{op} expects a tensor, got {}", v.get_type()))
 }
 
 /// Resolve `axis` (an int or a list of ints) against a shape.
-fn axes(op: &str, shape: &Shape, axis: Value) -> anyhow::Result<Vec<usize>> {
+pub(crate) fn axes(op: &str, shape: &Shape, axis: Value) -> anyhow::Result<Vec<usize>> {
     let raw: Vec<i32> = if let Some(i) = axis.unpack_i32() {
         vec![i]
     } else if let Ok(Some(list)) = UnpackListOrTuple::<i32>::unpack_value(axis) {
@@ -487,18 +492,18 @@ fn axes(op: &str, shape: &Shape, axis: Value) -> anyhow::Result<Vec<usize>> {
     Ok(out)
 }
 
-fn one_axis(op: &str, shape: &Shape, axis: i32) -> anyhow::Result<usize> {
+pub(crate) fn one_axis(op: &str, shape: &Shape, axis: i32) -> anyhow::Result<usize> {
     shape
         .axis(axis as i64)
         .map_err(|e| anyhow::anyhow!("{op}: {e}"))
 }
 
-fn node(eval: &Evaluator, op: Op, inputs: Vec<NodeId>) -> anyhow::Result<Tensor> {
+pub(crate) fn node(eval: &Evaluator, op: Op, inputs: Vec<NodeId>) -> anyhow::Result<Tensor> {
     let span = span_of(eval);
     with_builder(|b| b.push(op, inputs, Vec::new(), span)).map_err(|e| anyhow::anyhow!(e))
 }
 
-fn layer(
+pub(crate) fn layer(
     eval: &Evaluator,
     op: Op,
     x: Option<&Tensor>,
@@ -508,7 +513,7 @@ fn layer(
     with_builder(|b| b.layer(op, x, name, span)).map_err(|e| anyhow::anyhow!(e))
 }
 
-fn operand_node(op: &str, v: Value) -> anyhow::Result<NodeId> {
+pub(crate) fn operand_node(op: &str, v: Value) -> anyhow::Result<NodeId> {
     match operand(v) {
         Some(r) => r.map_err(|e| anyhow::anyhow!(e)),
         None => anyhow::bail!("{op} expects a tensor or a number, got {}", v.get_type()),
@@ -556,728 +561,8 @@ pub(crate) fn reshape_target(x: &Shape, target: &[i32]) -> Result<Shape, String>
     Ok(Shape(dims))
 }
 
-/// The builtins, one per function of the registry. Signatures mirror the language's keyword
-/// arguments (conv2d has ten), hence the lint exception.
-#[allow(clippy::too_many_arguments)]
-mod builtins {
-    use super::*;
-
-    #[starlark_module]
-    pub(super) fn arch_ops(builder: &mut GlobalsBuilder) {
-        fn linear<'v>(
-            x: &Tensor,
-            out: i32,
-            #[starlark(default = true)] bias: bool,
-            #[starlark(require = named)] name: Option<&str>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let out = size("linear", "out", out)?;
-            layer(eval, Op::Linear { out, bias }, Some(x), name)
-        }
-
-        fn conv1d<'v>(
-            x: &Tensor,
-            out: i32,
-            kernel: i32,
-            #[starlark(default = 1)] stride: i32,
-            #[starlark(default = 0)] padding: i32,
-            #[starlark(default = 1)] groups: i32,
-            #[starlark(default = 1)] dilation: i32,
-            #[starlark(default = true)] bias: bool,
-            #[starlark(require = named)] name: Option<&str>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let op = Op::Conv1d {
-                out: size("conv1d", "out", out)?,
-                kernel: size("conv1d", "kernel", kernel)?,
-                stride: size("conv1d", "stride", stride)?,
-                padding: non_negative("conv1d", "padding", padding)?,
-                dilation: size("conv1d", "dilation", dilation)?,
-                groups: size("conv1d", "groups", groups)?,
-                bias,
-            };
-            layer(eval, op, Some(x), name)
-        }
-
-        fn conv2d<'v>(
-            x: &Tensor,
-            out: i32,
-            kernel: Value<'v>,
-            #[starlark(default = 1)] stride: Value<'v>,
-            #[starlark(default = 0)] padding: Value<'v>,
-            #[starlark(default = 1)] groups: i32,
-            #[starlark(default = 1)] dilation: Value<'v>,
-            #[starlark(default = true)] bias: bool,
-            #[starlark(require = named)] name: Option<&str>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let op = Op::Conv2d {
-                out: size("conv2d", "out", out)?,
-                kernel: pair_sizes("conv2d", "kernel", kernel, true)?,
-                stride: pair_sizes("conv2d", "stride", stride, true)?,
-                padding: pair_sizes("conv2d", "padding", padding, false)?,
-                dilation: pair_sizes("conv2d", "dilation", dilation, true)?,
-                groups: size("conv2d", "groups", groups)?,
-                bias,
-            };
-            layer(eval, op, Some(x), name)
-        }
-
-        fn embedding<'v>(
-            ids: &Tensor,
-            vocab: i32,
-            dim: i32,
-            #[starlark(require = named)] name: Option<&str>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let op = Op::Embedding {
-                vocab: size("embedding", "vocab", vocab)?,
-                dim: size("embedding", "dim", dim)?,
-            };
-            layer(eval, op, Some(ids), name)
-        }
-
-        fn layer_norm<'v>(
-            x: &Tensor,
-            #[starlark(default = UnpackFloat(1e-5))] eps: UnpackFloat,
-            #[starlark(require = named)] name: Option<&str>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            layer(eval, Op::LayerNorm { eps: eps.0 }, Some(x), name)
-        }
-
-        fn rms_norm<'v>(
-            x: &Tensor,
-            #[starlark(default = UnpackFloat(1e-6))] eps: UnpackFloat,
-            #[starlark(require = named)] name: Option<&str>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            layer(eval, Op::RmsNorm { eps: eps.0 }, Some(x), name)
-        }
-
-        fn batch_norm<'v>(
-            x: &Tensor,
-            #[starlark(default = UnpackFloat(1e-5))] eps: UnpackFloat,
-            #[starlark(default = UnpackFloat(0.1))] momentum: UnpackFloat,
-            #[starlark(require = named)] name: Option<&str>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            layer(
-                eval,
-                Op::BatchNorm {
-                    eps: eps.0,
-                    momentum: momentum.0,
-                },
-                Some(x),
-                name,
-            )
-        }
-
-        fn group_norm<'v>(
-            x: &Tensor,
-            groups: i32,
-            #[starlark(default = UnpackFloat(1e-5))] eps: UnpackFloat,
-            #[starlark(require = named)] name: Option<&str>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let groups = size("group_norm", "groups", groups)?;
-            layer(eval, Op::GroupNorm { groups, eps: eps.0 }, Some(x), name)
-        }
-
-        fn param<'v>(
-            shape: UnpackListOrTuple<i32>,
-            #[starlark(default = "normal")] init: &str,
-            #[starlark(default = UnpackFloat(0.02))] std: UnpackFloat,
-            #[starlark(require = named)] name: Option<&str>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let dims = shape
-                .items
-                .iter()
-                .map(|&d| size("param", "every dim", d))
-                .collect::<anyhow::Result<Vec<u64>>>()?;
-            let init = match init {
-                "normal" => crate::param::Init::Normal { std: std.0 },
-                "uniform" => crate::param::Init::Uniform {
-                    low: -std.0,
-                    high: std.0,
-                },
-                "zeros" => crate::param::Init::Zeros,
-                "ones" => crate::param::Init::Ones,
-                other => anyhow::bail!(
-                    "param: init must be \"normal\", \"uniform\", \"zeros\" or \"ones\", got {other:?}"
-                ),
-            };
-            let spec = ParamSpec {
-                shape: dims,
-                init,
-                role: crate::param::ParamRole::Weight,
-            };
-            let span = span_of(eval);
-            with_builder(|b| b.raw_param(spec, name, span)).map_err(|e| anyhow::anyhow!(e))
-        }
-
-        fn neg<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-            node(eval, Op::Neg, vec![x.node])
-        }
-        fn relu<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-            node(eval, Op::Relu, vec![x.node])
-        }
-        fn gelu<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-            node(eval, Op::Gelu, vec![x.node])
-        }
-        fn silu<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-            node(eval, Op::Silu, vec![x.node])
-        }
-        fn sigmoid<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-            node(eval, Op::Sigmoid, vec![x.node])
-        }
-        fn tanh<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-            node(eval, Op::Tanh, vec![x.node])
-        }
-        fn softplus<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-            node(eval, Op::Softplus, vec![x.node])
-        }
-        fn elu<'v>(
-            x: &Tensor,
-            #[starlark(default = UnpackFloat(1.0))] alpha: UnpackFloat,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            node(eval, Op::Elu { alpha: alpha.0 }, vec![x.node])
-        }
-        fn exp<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-            node(eval, Op::Exp, vec![x.node])
-        }
-        fn log<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-            node(eval, Op::Log, vec![x.node])
-        }
-        fn sqrt<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-            node(eval, Op::Sqrt, vec![x.node])
-        }
-        fn square<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-            node(eval, Op::Square, vec![x.node])
-        }
-
-        fn abs<'v>(x: Value<'v>, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Value<'v>> {
-            if let Some(t) = x.downcast_ref::<Tensor>() {
-                let out = node(eval, Op::Abs, vec![t.node])?;
-                return Ok(eval.heap().alloc(out));
-            }
-            if let Some(i) = x.unpack_i32() {
-                return Ok(eval.heap().alloc(i.abs()));
-            }
-            match x.downcast_ref::<starlark::values::float::StarlarkFloat>() {
-                Some(f) => Ok(eval.heap().alloc(f.0.abs())),
-                None => anyhow::bail!("abs expects a tensor or a number, got {}", x.get_type()),
-            }
-        }
-
-        fn pow<'v>(
-            x: &Tensor,
-            exponent: UnpackFloat,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            node(
-                eval,
-                Op::Pow {
-                    exponent: exponent.0,
-                },
-                vec![x.node],
-            )
-        }
-
-        fn clamp<'v>(
-            x: &Tensor,
-            #[starlark(default = NoneOr::None)] min: NoneOr<UnpackFloat>,
-            #[starlark(default = NoneOr::None)] max: NoneOr<UnpackFloat>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let (min, max) = (
-                min.into_option().map(|f| f.0),
-                max.into_option().map(|f| f.0),
-            );
-            if let (Some(lo), Some(hi)) = (min, max) {
-                if lo > hi {
-                    anyhow::bail!("clamp: min {lo} is above max {hi}");
-                }
-            }
-            node(eval, Op::Clamp { min, max }, vec![x.node])
-        }
-
-        fn maximum<'v>(
-            a: Value<'v>,
-            b: Value<'v>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let (a, b) = (operand_node("maximum", a)?, operand_node("maximum", b)?);
-            node(eval, Op::Maximum, vec![a, b])
-        }
-
-        fn minimum<'v>(
-            a: Value<'v>,
-            b: Value<'v>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let (a, b) = (operand_node("minimum", a)?, operand_node("minimum", b)?);
-            node(eval, Op::Minimum, vec![a, b])
-        }
-
-        fn sum<'v>(
-            x: &Tensor,
-            #[starlark(default = -1)] axis: Value<'v>,
-            #[starlark(default = false)] keepdim: bool,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let axes = axes("sum", &x.shape, axis)?;
-            node(eval, Op::Sum { axes, keepdim }, vec![x.node])
-        }
-
-        fn mean<'v>(
-            x: &Tensor,
-            #[starlark(default = -1)] axis: Value<'v>,
-            #[starlark(default = false)] keepdim: bool,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let axes = axes("mean", &x.shape, axis)?;
-            node(eval, Op::Mean { axes, keepdim }, vec![x.node])
-        }
-
-        /// `max(x, axis=-1)` on a tensor; Starlark's `max` on anything else.
-        fn max<'v>(
-            #[starlark(args)] args: UnpackTuple<Value<'v>>,
-            #[starlark(require = named)] axis: Option<Value<'v>>,
-            #[starlark(require = named)] keepdim: Option<bool>,
-            #[starlark(require = named)] key: Option<Value<'v>>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Value<'v>> {
-            if let Some(x) = args.items.first().and_then(|v| v.downcast_ref::<Tensor>()) {
-                let axis = match (axis, args.items.get(1)) {
-                    (Some(a), None) => a,
-                    (None, Some(&a)) => a,
-                    (None, None) => eval.heap().alloc(-1),
-                    (Some(_), Some(_)) => anyhow::bail!("max: axis given twice"),
-                };
-                if args.items.len() > 2 {
-                    anyhow::bail!("max(x, axis=-1, keepdim=False) takes one tensor; use maximum(a, b) elementwise");
-                }
-                let axes = axes("max", &x.shape, axis)?;
-                let out = node(
-                    eval,
-                    Op::Max {
-                        axes,
-                        keepdim: keepdim.unwrap_or(false),
-                    },
-                    vec![x.node],
-                )?;
-                return Ok(eval.heap().alloc(out));
-            }
-            let builtin = STANDARD
-                .iter()
-                .find(|(n, _)| *n == "max")
-                .map(|(_, v)| v)
-                .expect("the standard library has max")
-                .to_value();
-            let named: Vec<(&str, Value)> = key.map(|k| ("key", k)).into_iter().collect();
-            eval.eval_function(builtin, &args.items, &named)
-                .map_err(|e| e.into_anyhow())
-        }
-
-        fn logsumexp<'v>(
-            x: &Tensor,
-            #[starlark(default = -1)] axis: i32,
-            #[starlark(default = false)] keepdim: bool,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let axis = one_axis("logsumexp", &x.shape, axis)?;
-            node(eval, Op::Logsumexp { axis, keepdim }, vec![x.node])
-        }
-
-        fn softmax<'v>(
-            x: &Tensor,
-            #[starlark(default = -1)] axis: i32,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let axis = one_axis("softmax", &x.shape, axis)?;
-            node(eval, Op::Softmax { axis }, vec![x.node])
-        }
-
-        fn log_softmax<'v>(
-            x: &Tensor,
-            #[starlark(default = -1)] axis: i32,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let axis = one_axis("log_softmax", &x.shape, axis)?;
-            node(eval, Op::LogSoftmax { axis }, vec![x.node])
-        }
-
-        fn cumsum<'v>(
-            x: &Tensor,
-            axis: i32,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let axis = one_axis("cumsum", &x.shape, axis)?;
-            node(eval, Op::Cumsum { axis }, vec![x.node])
-        }
-
-        fn reshape<'v>(
-            x: &Tensor,
-            shape: UnpackListOrTuple<i32>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let shape = reshape_target(&x.shape, &shape.items).map_err(|e| anyhow::anyhow!(e))?;
-            node(eval, Op::Reshape { shape }, vec![x.node])
-        }
-
-        fn permute<'v>(
-            x: &Tensor,
-            dims: UnpackListOrTuple<i32>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let dims = dims
-                .items
-                .iter()
-                .map(|&d| one_axis("permute", &x.shape, d))
-                .collect::<anyhow::Result<Vec<usize>>>()?;
-            node(eval, Op::Permute { dims }, vec![x.node])
-        }
-
-        fn transpose<'v>(
-            x: &Tensor,
-            #[starlark(default = -2)] a: i32,
-            #[starlark(default = -1)] b: i32,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let a = one_axis("transpose", &x.shape, a)?;
-            let b = one_axis("transpose", &x.shape, b)?;
-            let mut dims: Vec<usize> = (0..x.shape.rank()).collect();
-            dims.swap(a, b);
-            node(eval, Op::Permute { dims }, vec![x.node])
-        }
-
-        fn flatten<'v>(x: &Tensor, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-            if x.shape.rank() < 2 {
-                anyhow::bail!("flatten needs a tensor of rank 2 or more, got {}", x.shape);
-            }
-            let rest: u64 = x.shape.dims()[1..].iter().map(|d| d.size).product();
-            if x.shape.dims()[1..].iter().any(|d| d.batch) {
-                anyhow::bail!(
-                    "flatten keeps dim 0, but the batch of {} is not there",
-                    x.shape
-                );
-            }
-            let shape = Shape(vec![x.shape.dims()[0], Dim::fixed(rest)]);
-            node(eval, Op::Reshape { shape }, vec![x.node])
-        }
-
-        fn concat<'v>(
-            xs: UnpackListOrTuple<Value<'v>>,
-            #[starlark(default = -1)] axis: i32,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let tensors = xs
-                .items
-                .iter()
-                .map(|&v| tensor_of("concat", v))
-                .collect::<anyhow::Result<Vec<&Tensor>>>()?;
-            let first = tensors
-                .first()
-                .ok_or_else(|| anyhow::anyhow!("concat needs at least one tensor"))?;
-            let axis = one_axis("concat", &first.shape, axis)?;
-            node(
-                eval,
-                Op::Concat { axis },
-                tensors.iter().map(|t| t.node).collect(),
-            )
-        }
-
-        fn split<'v>(
-            x: &Tensor,
-            sections: Value<'v>,
-            #[starlark(default = -1)] axis: i32,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Vec<Tensor>> {
-            let axis = one_axis("split", &x.shape, axis)?;
-            let len = x.shape.dims()[axis];
-            if len.batch {
-                anyhow::bail!(
-                    "split along axis {axis} of {} would split the batch",
-                    x.shape
-                );
-            }
-            let sizes: Vec<u64> = if let Some(n) = sections.unpack_i32() {
-                let n = size("split", "sections", n)?;
-                if !len.size.is_multiple_of(n) {
-                    anyhow::bail!(
-                        "split: axis {axis} of size {} does not split into {n} equal parts",
-                        len.size
-                    );
-                }
-                vec![len.size / n; n as usize]
-            } else if let Ok(Some(list)) = UnpackListOrTuple::<i32>::unpack_value(sections) {
-                let sizes = list
-                    .items
-                    .iter()
-                    .map(|&s| size("split", "every size", s))
-                    .collect::<anyhow::Result<Vec<u64>>>()?;
-                if sizes.iter().sum::<u64>() != len.size {
-                    anyhow::bail!("split: sizes {sizes:?} do not add up to {}", len.size);
-                }
-                sizes
-            } else {
-                anyhow::bail!("split: sections must be an int or a list of sizes");
-            };
-            let mut start = 0;
-            let mut parts = Vec::new();
-            for s in sizes {
-                parts.push(node(
-                    eval,
-                    Op::Slice {
-                        axis,
-                        start,
-                        end: start + s,
-                    },
-                    vec![x.node],
-                )?);
-                start += s;
-            }
-            Ok(parts)
-        }
-
-        fn slice<'v>(
-            x: &Tensor,
-            axis: i32,
-            start: i32,
-            end: i32,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let axis = one_axis("slice", &x.shape, axis)?;
-            let len = x.shape.dims()[axis].size as i64;
-            let resolve = |i: i32| {
-                let i = i as i64;
-                (if i < 0 { i + len } else { i }).clamp(0, len) as u64
-            };
-            node(
-                eval,
-                Op::Slice {
-                    axis,
-                    start: resolve(start),
-                    end: resolve(end),
-                },
-                vec![x.node],
-            )
-        }
-
-        fn pad<'v>(
-            x: &Tensor,
-            pads: UnpackListOrTuple<i32>,
-            #[starlark(default = -1)] axis: i32,
-            #[starlark(default = UnpackFloat(0.0))] value: UnpackFloat,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let [before, after] = pads.items[..] else {
-                anyhow::bail!("pad: pads must be [before, after], got {:?}", pads.items);
-            };
-            let axis = one_axis("pad", &x.shape, axis)?;
-            let op = Op::Pad {
-                axis,
-                before: non_negative("pad", "before", before)?,
-                after: non_negative("pad", "after", after)?,
-                value: value.0,
-            };
-            node(eval, op, vec![x.node])
-        }
-
-        fn unsqueeze<'v>(
-            x: &Tensor,
-            axis: i32,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let rank = x.shape.rank() as i64 + 1;
-            let a = axis as i64;
-            let a = if a < 0 { a + rank } else { a };
-            if a < 0 || a >= rank {
-                anyhow::bail!("unsqueeze: axis {axis} is out of range for {}", x.shape);
-            }
-            let mut dims = x.shape.0.clone();
-            dims.insert(a as usize, Dim::fixed(1));
-            node(eval, Op::Reshape { shape: Shape(dims) }, vec![x.node])
-        }
-
-        fn squeeze<'v>(
-            x: &Tensor,
-            axis: i32,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let a = one_axis("squeeze", &x.shape, axis)?;
-            if x.shape.dims()[a] != Dim::fixed(1) {
-                anyhow::bail!("squeeze: axis {a} of {} is not of size 1", x.shape);
-            }
-            let mut dims = x.shape.0.clone();
-            dims.remove(a);
-            node(eval, Op::Reshape { shape: Shape(dims) }, vec![x.node])
-        }
-
-        fn expand<'v>(
-            x: &Tensor,
-            shape: UnpackListOrTuple<i32>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let target = &shape.items;
-            if target.len() < x.shape.rank() {
-                anyhow::bail!("expand: {target:?} has fewer dims than {}", x.shape);
-            }
-            let offset = target.len() - x.shape.rank();
-            let mut dims = Vec::new();
-            for (i, &d) in target.iter().enumerate() {
-                dims.push(match d {
-                    -1 if i >= offset => x.shape.dims()[i - offset],
-                    d if d > 0 => Dim::fixed(d as u64),
-                    d => {
-                        anyhow::bail!(
-                            "expand: dim {d} must be positive, or -1 to keep an existing dim"
-                        )
-                    }
-                });
-            }
-            node(eval, Op::Expand { shape: Shape(dims) }, vec![x.node])
-        }
-
-        fn matmul<'v>(
-            a: &Tensor,
-            b: &Tensor,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            node(eval, Op::Matmul, vec![a.node, b.node])
-        }
-
-        fn einsum<'v>(
-            equation: &str,
-            a: &Tensor,
-            b: Option<&Tensor>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let plan = crate::einsum::plan(equation, &a.shape, b.map(|t| &t.shape))
-                .map_err(|e| anyhow::anyhow!(e))?;
-            let span = span_of(eval);
-            with_builder(|builder| {
-                plan.apply(a.node, b.map(|t| t.node), &mut |op, inputs| {
-                    builder.push(op, inputs, Vec::new(), span).map(|t| t.node)
-                })
-                .map(|id| Tensor {
-                    node: id,
-                    shape: builder.nodes[id].shape.clone(),
-                    dtype: builder.nodes[id].dtype,
-                })
-            })
-            .map_err(|e| anyhow::anyhow!(e))
-        }
-
-        fn outer<'v>(
-            a: &Tensor,
-            b: &Tensor,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let mut da = a.shape.0.clone();
-            da.push(Dim::fixed(1));
-            let mut db = b.shape.0.clone();
-            db.insert(db.len().saturating_sub(1), Dim::fixed(1));
-            if b.shape.rank() == 0 || a.shape.rank() == 0 {
-                anyhow::bail!("outer needs tensors of rank 1 or more");
-            }
-            let ua = node(eval, Op::Reshape { shape: Shape(da) }, vec![a.node])?;
-            let ub = node(eval, Op::Reshape { shape: Shape(db) }, vec![b.node])?;
-            node(eval, Op::Mul, vec![ua.node, ub.node])
-        }
-
-        fn avg_pool2d<'v>(
-            x: &Tensor,
-            kernel: Value<'v>,
-            #[starlark(default = NoneOr::None)] stride: NoneOr<Value<'v>>,
-            #[starlark(default = 0)] padding: Value<'v>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let (kernel, stride, padding) = pool_window("avg_pool2d", kernel, stride, padding)?;
-            node(
-                eval,
-                Op::AvgPool2d {
-                    kernel,
-                    stride,
-                    padding,
-                },
-                vec![x.node],
-            )
-        }
-
-        fn max_pool2d<'v>(
-            x: &Tensor,
-            kernel: Value<'v>,
-            #[starlark(default = NoneOr::None)] stride: NoneOr<Value<'v>>,
-            #[starlark(default = 0)] padding: Value<'v>,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            let (kernel, stride, padding) = pool_window("max_pool2d", kernel, stride, padding)?;
-            node(
-                eval,
-                Op::MaxPool2d {
-                    kernel,
-                    stride,
-                    padding,
-                },
-                vec![x.node],
-            )
-        }
-
-        fn global_avg_pool<'v>(
-            x: &Tensor,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            if x.shape.rank() != 4 {
-                anyhow::bail!("global_avg_pool needs [B, C, H, W], got {}", x.shape);
-            }
-            node(
-                eval,
-                Op::Mean {
-                    axes: vec![2, 3],
-                    keepdim: false,
-                },
-                vec![x.node],
-            )
-        }
-
-        fn causal_mask<'v>(size: i32, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<Tensor> {
-            let size = self::size("causal_mask", "size", size)?;
-            let span = span_of(eval);
-            Ok(with_builder(|b| b.mask(size, span)))
-        }
-
-        fn scaled_dot_product_attention<'v>(
-            q: &Tensor,
-            k: &Tensor,
-            v: &Tensor,
-            #[starlark(default = false)] causal: bool,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            node(
-                eval,
-                Op::ScaledDotProductAttention { causal },
-                vec![q.node, k.node, v.node],
-            )
-        }
-
-        fn dropout<'v>(
-            x: &Tensor,
-            #[starlark(default = UnpackFloat(0.1))] p: UnpackFloat,
-            eval: &mut Evaluator<'v, '_, '_>,
-        ) -> anyhow::Result<Tensor> {
-            node(eval, Op::Dropout { p: p.0 }, vec![x.node])
-        }
-    }
-}
-
-use builtins::arch_ops;
-
 impl Builder {
-    fn raw_param(
+    pub(crate) fn raw_param(
         &mut self,
         spec: ParamSpec,
         name: Option<&str>,
@@ -1336,7 +621,7 @@ impl Builder {
         })
     }
 
-    fn mask(&mut self, size: u64, span: Option<Span>) -> Tensor {
+    pub(crate) fn mask(&mut self, size: u64, span: Option<Span>) -> Tensor {
         let id = match self.masks.get(&size) {
             Some(&id) => id,
             None => {
@@ -1361,13 +646,13 @@ impl Builder {
     }
 }
 
-static STANDARD: LazyLock<Globals> = LazyLock::new(|| {
+pub(crate) static STANDARD: LazyLock<Globals> = LazyLock::new(|| {
     GlobalsBuilder::extended_by(&[LibraryExtension::Json, LibraryExtension::Print]).build()
 });
 
 static GLOBALS: LazyLock<Globals> = LazyLock::new(|| {
     GlobalsBuilder::extended_by(&[LibraryExtension::Print])
-        .with(arch_ops)
+        .with(builtins::all)
         .build()
 });
 
