@@ -509,6 +509,12 @@ fn cases() -> Vec<(&'static str, Build, (f64, f64), Mode)> {
             Mode::Train,
         ),
         (
+            "cummax",
+            || unary(&[3, 4], Op::Cummax { axis: 1 }),
+            any,
+            Mode::Train,
+        ),
+        (
             "reshape",
             || {
                 unary(
@@ -709,6 +715,7 @@ fn variant(op: &Op) -> &'static str {
         Op::Softmax { .. } => "softmax",
         Op::LogSoftmax { .. } => "log_softmax",
         Op::Cumsum { .. } => "cumsum",
+        Op::Cummax { .. } => "cummax",
         Op::Reshape { .. } => "reshape",
         Op::Permute { .. } => "permute",
         Op::Concat { .. } => "concat",
@@ -785,6 +792,7 @@ fn every_op_has_a_gradient_case() {
         "softmax",
         "log_softmax",
         "cumsum",
+        "cummax",
         "reshape",
         "permute",
         "concat",
@@ -1038,6 +1046,19 @@ fn reductions_forward_values() {
         &[
             1.0, 3.0, 6.0, 4.0, 9.0, 15.0, 7.0, 15.0, 24.0, 10.0, 21.0, 33.0,
         ],
+    );
+    // The running maximum of each row of three.
+    let rows = [3.0, 1.0, 2.0, 1.0, 4.0, 2.0, 5.0, 5.0, 0.0, -1.0, -2.0, 7.0];
+    let cm = run(
+        &unary(&[2, 3], Op::Cummax { axis: 2 }),
+        &rows,
+        Mode::Eval,
+        &[],
+    );
+    assert_values(
+        "cummax",
+        &cm,
+        &[3.0, 3.0, 3.0, 1.0, 4.0, 4.0, 5.0, 5.0, 5.0, -1.0, -1.0, 7.0],
     );
 }
 

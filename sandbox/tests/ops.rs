@@ -130,6 +130,7 @@ fn cases() -> Vec<Case> {
         case("softmax", x, "softmax(x)", &[4, 8], 96, 0),
         case("log_softmax", x, "log_softmax(x, axis=1)", &[4, 8], 96, 0),
         case("cumsum", x, "cumsum(x, axis=1)", &[4, 8], 32, 0),
+        case("cummax", x, "cummax(x, axis=1)", &[4, 8], 32, 0),
         case("reshape", x, "reshape(x, [-1, 32])", &[32], 0, 0),
         case("permute", x, "permute(x, [0, 2, 1])", &[8, 4], 0, 0),
         case("transpose", x, "transpose(x, 1, 2)", &[8, 4], 0, 0),

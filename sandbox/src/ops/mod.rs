@@ -183,6 +183,11 @@ pub enum Op {
     Dropout {
         p: f64,
     },
+    /// Running maximum along an axis (added after the enum's first release: new variants go
+    /// here, at the end).
+    Cummax {
+        axis: usize,
+    },
 }
 
 /// The value a causal mask holds above the diagonal.
@@ -329,6 +334,7 @@ impl Op {
             Op::MaxPool2d { .. } => "max_pool2d",
             Op::ScaledDotProductAttention { .. } => "scaled_dot_product_attention",
             Op::Dropout { .. } => "dropout",
+            Op::Cummax { .. } => "cummax",
         }
     }
 
@@ -401,7 +407,8 @@ impl Op {
             | Op::Logsumexp { .. }
             | Op::Softmax { .. }
             | Op::LogSoftmax { .. }
-            | Op::Cumsum { .. } => Reductions,
+            | Op::Cumsum { .. }
+            | Op::Cummax { .. } => Reductions,
             Op::Reshape { .. }
             | Op::Permute { .. }
             | Op::Concat { .. }

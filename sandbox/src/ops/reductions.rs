@@ -1,5 +1,5 @@
 //! Reductions and normalisers over an axis: `sum`, `mean`, `max`, `logsumexp`, `softmax`,
-//! `log_softmax`, and the running `cumsum`.
+//! `log_softmax`, and the running `cumsum` and `cummax`.
 
 use super::print::{py_bool, tuple, usizes, Call, PyCall};
 use super::Category::Reductions;
@@ -19,6 +19,7 @@ pub(super) const SPECS: &[OpSpec] = &[
     spec("softmax", Reductions, "softmax(x, axis=-1)", "Softmax along one axis.", NONE, "3 per element"),
     spec("log_softmax", Reductions, "log_softmax(x, axis=-1)", "Log of softmax along one axis, computed stably.", NONE, "3 per element"),
     spec("cumsum", Reductions, "cumsum(x, axis)", "Running sum along one axis (causal prefix sums).", NONE, "1 per element"),
+    spec("cummax", Reductions, "cummax(x, axis)", "Running maximum along one axis: out[t] = max(x[0..=t]), a causal max over the prefix.", NONE, "1 per element"),
 ];
 
 pub(super) fn infer(op: &Op, inputs: &Inputs) -> Result<(Shape, DType), String> {
@@ -29,7 +30,10 @@ pub(super) fn infer(op: &Op, inputs: &Inputs) -> Result<(Shape, DType), String> 
             reduce_shape(name, &s, axes, *keepdim)
         }
         Op::Logsumexp { axis, keepdim } => reduce_shape(name, &s, &[*axis], *keepdim),
-        Op::Softmax { axis } | Op::LogSoftmax { axis } | Op::Cumsum { axis } => {
+        Op::Softmax { axis }
+        | Op::LogSoftmax { axis }
+        | Op::Cumsum { axis }
+        | Op::Cummax { axis } => {
             check_axis(name, &s, *axis)?;
             not_batch_axis(name, &s, *axis)?;
             Ok((s, DType::Float32))
@@ -41,7 +45,11 @@ pub(super) fn infer(op: &Op, inputs: &Inputs) -> Result<(Shape, DType), String> 
 pub(super) fn flops(op: &Op, inputs: &[&Shape], _out: &Shape) -> u64 {
     let n = inputs[0].numel();
     match op {
-        Op::Sum { .. } | Op::Mean { .. } | Op::Max { .. } | Op::Cumsum { .. } => n,
+        Op::Sum { .. }
+        | Op::Mean { .. }
+        | Op::Max { .. }
+        | Op::Cumsum { .. }
+        | Op::Cummax { .. } => n,
         Op::Logsumexp { .. } | Op::Softmax { .. } | Op::LogSoftmax { .. } => 3 * n,
         _ => not_in_family(op, "reductions"),
     }
@@ -61,7 +69,10 @@ pub(super) fn starlark(op: &Op, c: &Call) -> String {
         Op::Logsumexp { axis, keepdim } => {
             format!("logsumexp({x}, axis={axis}, keepdim={})", py_bool(*keepdim))
         }
-        Op::Softmax { axis } | Op::LogSoftmax { axis } | Op::Cumsum { axis } => {
+        Op::Softmax { axis }
+        | Op::LogSoftmax { axis }
+        | Op::Cumsum { axis }
+        | Op::Cummax { axis } => {
             format!("{}({x}, axis={axis})", op.name())
         }
         _ => not_in_family(op, "reductions"),
@@ -93,6 +104,7 @@ pub(super) fn pytorch(op: &Op, c: &mut PyCall) -> String {
         Op::Softmax { axis } => format!("F.softmax({x}, dim={axis})"),
         Op::LogSoftmax { axis } => format!("F.log_softmax({x}, dim={axis})"),
         Op::Cumsum { axis } => format!("torch.cumsum({x}, dim={axis})"),
+        Op::Cummax { axis } => format!("torch.cummax({x}, dim={axis}).values"),
         _ => not_in_family(op, "reductions"),
     }
 }

@@ -37,6 +37,7 @@ const PARAM_OPS: &[&str] = &[
 const MIXING_OPS: &[&str] = &[
     "scaled_dot_product_attention",
     "cumsum",
+    "cummax",
     "conv1d",
     "matmul",
     "einsum",

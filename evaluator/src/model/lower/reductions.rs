@@ -30,6 +30,7 @@ pub(super) fn lower(at: &At, args: &mut Args) -> Result<T, GraphError> {
         Op::Softmax { axis: a } => activation::softmax(x, axis(*a)),
         Op::LogSoftmax { axis: a } => activation::log_softmax(x, axis(*a)),
         Op::Cumsum { axis: a } => x.cumsum(axis(*a)),
+        Op::Cummax { axis: a } => x.cummax(axis(*a)),
         op => not_in_family(op, "reductions"),
     })
 }

@@ -103,4 +103,13 @@ pub(crate) fn builtins(builder: &mut GlobalsBuilder) {
         let axis = one_axis("cumsum", &x.shape, axis)?;
         node(eval, Op::Cumsum { axis }, vec![x.node])
     }
+
+    fn cummax<'v>(
+        x: &Tensor,
+        axis: i32,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Tensor> {
+        let axis = one_axis("cummax", &x.shape, axis)?;
+        node(eval, Op::Cummax { axis }, vec![x.node])
+    }
 }
