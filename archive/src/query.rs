@@ -119,7 +119,8 @@ pub fn family(ops: &BTreeMap<String, usize>) -> &'static str {
     let has = |op: &str| ops.get(op).is_some_and(|n| *n > 0);
     if has("scaled_dot_product_attention") || has("softmax") {
         "attention"
-    } else if has("cumsum") {
+    } else if has("cumsum") || has("cummax") {
+        // A running sum or maximum over the positions: a scan.
         "recurrent"
     } else if has("conv1d") || has("conv2d") {
         "convolution"
@@ -133,6 +134,19 @@ pub fn family(ops: &BTreeMap<String, usize>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_family_is_the_mechanism_that_mixes_positions() {
+        let ops = |names: &[&str]| -> BTreeMap<String, usize> {
+            names.iter().map(|n| (n.to_string(), 1)).collect()
+        };
+        assert_eq!(family(&ops(&["linear", "softmax", "cumsum"])), "attention");
+        assert_eq!(family(&ops(&["linear", "cumsum"])), "recurrent");
+        assert_eq!(family(&ops(&["linear", "cummax"])), "recurrent");
+        assert_eq!(family(&ops(&["conv1d", "linear"])), "convolution");
+        assert_eq!(family(&ops(&["matmul"])), "matmul");
+        assert_eq!(family(&ops(&["linear", "relu"])), "mlp");
+    }
 
     #[test]
     fn two_objective_front_by_hand() {

@@ -221,10 +221,12 @@ fn every_op_has_its_shape_rule_flops_and_params_and_prints_both_ways() {
                     .traced()
                     .unwrap_or_else(|| panic!("{}: {flat}", c.name));
                 assert_eq!(again.fingerprint, t.fingerprint, "{}: {flat}", c.name);
+                // JSON string literals are Python string literals.
+                let literal = |s: &str| serde_json::to_string(s).expect("strings encode");
                 python.push_str(&format!(
-                    "compile({:?}, {:?}, \"exec\")\n",
-                    to_pytorch(&t.graph),
-                    c.name
+                    "compile({}, {}, \"exec\")\n",
+                    literal(&to_pytorch(&t.graph)),
+                    literal(c.name)
                 ));
             }
             TraceOutcome::Invalid { diagnostics } => {

@@ -19,7 +19,7 @@ pub(super) const SPECS: &[OpSpec] = &[
     spec("softmax", Reductions, "softmax(x, axis=-1)", "Softmax along one axis.", NONE, "3 per element"),
     spec("log_softmax", Reductions, "log_softmax(x, axis=-1)", "Log of softmax along one axis, computed stably.", NONE, "3 per element"),
     spec("cumsum", Reductions, "cumsum(x, axis)", "Running sum along one axis (causal prefix sums).", NONE, "1 per element"),
-    spec("cummax", Reductions, "cummax(x, axis)", "Running maximum along one axis: out[t] = max(x[0..=t]), a causal max over the prefix.", NONE, "1 per element"),
+    spec("cummax", Reductions, "cummax(x, axis)", "Running maximum along one axis: out[t] is the largest of x[0], ..., x[t] (a causal max over the prefix).", NONE, "1 per element"),
 ];
 
 pub(super) fn infer(op: &Op, inputs: &Inputs) -> Result<(Shape, DType), String> {

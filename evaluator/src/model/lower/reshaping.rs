@@ -30,7 +30,13 @@ pub(super) fn lower(at: &At, args: &mut Args) -> Result<T, GraphError> {
             parts.extend(after_part);
             Ok(T::cat(parts, a))
         }
-        op => Ok(move_float(op, args.rest(), at.in_shape(0), at.out_shape)),
+        op => {
+            let xs = args.rest();
+            if xs.is_empty() {
+                return Err(at.error("missing input"));
+            }
+            Ok(move_float(op, xs, at.in_shape(0), at.out_shape))
+        }
     }
 }
 
