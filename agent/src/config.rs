@@ -846,16 +846,20 @@ impl CampaignConfig {
     /// The short (fidelity 0) training budget.
     /// A job's timeout at `fidelity`: `timeout_seconds`, times `promote_factor` for the
     /// promoted budget (whose runs train that many times longer).
-    pub fn job_timeout(&self, fidelity: u32) -> f64 {
+    pub fn job_timeout(&self, fidelity: autoarch_archive::Fidelity) -> f64 {
         let e = &self.evaluation;
-        if fidelity > 0 {
+        if fidelity.is_promoted() {
             e.timeout_seconds * e.promote_factor.max(1.0)
         } else {
             e.timeout_seconds
         }
     }
 
-    pub fn train_config(&self, fidelity: u32, seed: u64) -> autoarch_evaluator::TrainConfig {
+    pub fn train_config(
+        &self,
+        fidelity: autoarch_archive::Fidelity,
+        seed: u64,
+    ) -> autoarch_evaluator::TrainConfig {
         let e = &self.evaluation;
         let mut t = autoarch_evaluator::TrainConfig {
             steps: e.steps,
@@ -866,7 +870,7 @@ impl CampaignConfig {
         if t.steps.is_none() && t.seconds.is_none() {
             t.steps = Some(autoarch_evaluator::train::DEFAULT_STEPS);
         }
-        if fidelity > 0 {
+        if fidelity.is_promoted() {
             let f = e.promote_factor;
             t.steps = t.steps.map(|s| ((s as f64) * f).round() as u64);
             t.seconds = t.seconds.map(|s| s * f);
@@ -894,11 +898,11 @@ mod tests {
         let mut c = CampaignConfig::embedded();
         c.evaluation.timeout_seconds = 30.0;
         c.evaluation.promote_factor = 3.0;
-        assert_eq!(c.job_timeout(0), 30.0);
-        assert_eq!(c.job_timeout(1), 90.0);
+        assert_eq!(c.job_timeout(autoarch_archive::Fidelity::SHORT), 30.0);
+        assert_eq!(c.job_timeout(autoarch_archive::Fidelity::PROMOTED), 90.0);
         let steps = |f| c.train_config(f, 0).steps.unwrap() as f64;
         assert_eq!(
-            steps(1) / steps(0),
+            steps(autoarch_archive::Fidelity::PROMOTED) / steps(autoarch_archive::Fidelity::SHORT),
             3.0,
             "the runs it times train 3x as long"
         );
@@ -1128,8 +1132,11 @@ mod tests {
     #[test]
     fn promotion_multiplies_the_budget() {
         let c = CampaignConfig::embedded();
-        let short = c.train_config(0, 0).steps.unwrap();
-        let long = c.train_config(1, 3);
+        let short = c
+            .train_config(autoarch_archive::Fidelity::SHORT, 0)
+            .steps
+            .unwrap();
+        let long = c.train_config(autoarch_archive::Fidelity::PROMOTED, 3);
         assert_eq!(
             long.steps.unwrap(),
             (short as f64 * c.evaluation.promote_factor).round() as u64

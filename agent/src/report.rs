@@ -187,7 +187,7 @@ fn best_table(ok: &[&Listed]) -> String {
     out.push_str("---|---|---|\n");
     for (rank, l) in ok.iter().take(10).enumerate() {
         let s = &l.summary;
-        let runs = if s.fidelity > 0 {
+        let runs = if s.fidelity.is_promoted() {
             format!("promoted ({} evals)", s.evaluations)
         } else {
             "short".to_string()

@@ -17,6 +17,7 @@ use autoarch_agent::machine::testing::{InProcessTracer, Scripted, ScriptedEvalua
 use autoarch_agent::machine::{MachineError, Trace};
 use autoarch_agent::propose::mutation::MutationProposer;
 use autoarch_agent::propose::{Proposal, ProposalContext, ProposeError, Proposer};
+use autoarch_archive::Fidelity;
 use autoarch_archive::{Archive, CandidateId, ProposerKind};
 use autoarch_evaluator::{Job, Status, TaskError};
 use autoarch_sandbox::{TaskShape, TraceConfig, TraceOutcome};
@@ -66,7 +67,7 @@ fn campaign(config: CampaignConfig, evaluator: Arc<ScriptedEvaluator>) -> Campai
 }
 
 /// Every evaluation key stored, checking that none is stored twice.
-fn evaluated_once(archive: &Archive) -> BTreeSet<(CandidateId, u32, u64)> {
+fn evaluated_once(archive: &Archive) -> BTreeSet<(CandidateId, Fidelity, u64)> {
     let mut seen = BTreeSet::new();
     for l in archive.list().unwrap() {
         for e in archive.evaluations(l.candidate.id).unwrap() {
@@ -105,7 +106,10 @@ async fn the_candidate_budget_counts_every_proposal_and_duplicates_are_never_tra
         if l.candidate.duplicate_of.is_some() {
             assert!(evals.is_empty(), "a duplicate was trained");
         } else if l.candidate.traced() {
-            assert!(evals.iter().any(|e| e.fidelity == 0), "never evaluated");
+            assert!(
+                evals.iter().any(|e| e.fidelity.is_short()),
+                "never evaluated"
+            );
             assert!(fingerprints.insert(l.candidate.fingerprint.clone()));
         }
     }
@@ -264,14 +268,14 @@ async fn the_best_are_promoted_with_every_seed_at_the_longer_budget() {
     for id in &promoted {
         let seeds: BTreeSet<u64> = keys
             .iter()
-            .filter(|(c, f, _)| c == id && *f == 1)
+            .filter(|(c, f, _)| c == id && *f == Fidelity::PROMOTED)
             .map(|(_, _, s)| *s)
             .collect();
         assert_eq!(seeds, BTreeSet::from([0, 1, 2]), "candidate {id}");
     }
     assert!(keys
         .iter()
-        .filter(|(_, f, _)| *f == 1)
+        .filter(|(_, f, _)| *f == Fidelity::PROMOTED)
         .all(|(c, _, _)| promoted.contains(c)));
     // The best short-budget candidate is among the promoted.
     let best = c
@@ -282,7 +286,7 @@ async fn the_best_are_promoted_with_every_seed_at_the_longer_budget() {
         .filter_map(|l| {
             let e = c.archive.evaluations(l.candidate.id).unwrap();
             e.iter()
-                .find(|e| e.fidelity == 0)
+                .find(|e| e.fidelity.is_short())
                 .and_then(|e| e.metrics.get("score").copied())
                 .map(|s| (l.candidate.id, s))
         })
@@ -531,7 +535,7 @@ async fn a_job_whose_worker_is_lost_runs_again_and_is_stored_once() {
     let s = c.run().await.unwrap();
     assert_eq!(s.stop, Stop::Finished);
     let done = evaluated_once(&c.archive);
-    assert!(done.contains(&(1, 0, 0)), "{done:?}");
+    assert!(done.contains(&(1, Fidelity::SHORT, 0)), "{done:?}");
     let tried = evaluator.jobs().iter().filter(|j| j.id == "1/0/0").count();
     assert_eq!(tried, 4, "three losses, then the run that counts");
     let events = machine_events(&c.archive);
@@ -567,7 +571,7 @@ async fn a_job_that_loses_its_worker_a_fourth_time_stops_the_run_with_the_reason
     c.evaluator = scored(5.0);
     let s = c.run().await.unwrap();
     assert_eq!(s.stop, Stop::Finished);
-    assert!(evaluated_once(&c.archive).contains(&(1, 0, 0)));
+    assert!(evaluated_once(&c.archive).contains(&(1, Fidelity::SHORT, 0)));
 }
 
 #[tokio::test(start_paused = true)]
@@ -580,7 +584,7 @@ async fn a_worker_that_could_not_start_hands_its_job_back_without_counting_a_los
         Stop::Finished,
         "start failures are not the job's losses"
     );
-    assert!(evaluated_once(&c.archive).contains(&(1, 0, 0)));
+    assert!(evaluated_once(&c.archive).contains(&(1, Fidelity::SHORT, 0)));
     assert_eq!(machine_events(&c.archive).len(), 6);
 }
 
@@ -605,7 +609,7 @@ async fn a_used_up_search_space_stops_the_run_instead_of_proposing_forever() {
     for l in c.archive.list().unwrap() {
         if l.candidate.duplicate_of.is_none() && l.candidate.traced() {
             assert!(
-                done.contains(&(l.candidate.id, 0, 0)),
+                done.contains(&(l.candidate.id, Fidelity::SHORT, 0)),
                 "{} untrained",
                 l.candidate.id
             );
@@ -748,7 +752,7 @@ async fn evolution_takes_parents_from_the_last_population_results() {
         match e {
             RunEvent::Evaluated {
                 id,
-                fidelity: 0,
+                fidelity: Fidelity::SHORT,
                 status: Status::Ok,
                 ..
             } => s.arrival.push(*id),
@@ -1153,7 +1157,10 @@ async fn promoted_ties_at_the_ceiling_go_to_the_design_that_learns_faster() {
     assert_eq!(score, 1.0);
     assert!(!name.starts_with("MLP-only"), "#{id} {name}");
     let best = c.archive.summary(id).unwrap();
-    assert_eq!((best.fidelity, best.short_score), (1, Some(0.6)));
+    assert_eq!(
+        (best.fidelity, best.short_score),
+        (Fidelity::PROMOTED, Some(0.6))
+    );
 }
 
 /// Random search on one seed samples the space with a geometric number of edits (mean 3): it

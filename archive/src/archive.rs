@@ -133,7 +133,7 @@ pub fn summarise(candidate: &Candidate, evaluations: &[Evaluation]) -> Summary {
         .iter()
         .filter(|e| e.outcome == Outcome::Ok)
         .collect();
-    let fidelity = ok.iter().map(|e| e.fidelity).max().unwrap_or(0);
+    let fidelity = ok.iter().map(|e| e.fidelity).max().unwrap_or_default();
     let top: Vec<&&Evaluation> = ok.iter().filter(|e| e.fidelity == fidelity).collect();
     let mut metrics = BTreeMap::new();
     let mut spread = BTreeMap::new();
@@ -149,7 +149,7 @@ pub fn summarise(candidate: &Candidate, evaluations: &[Evaluation]) -> Summary {
     }
     let short: Vec<f64> = ok
         .iter()
-        .filter(|e| e.fidelity == 0)
+        .filter(|e| e.fidelity.is_short())
         .filter_map(|e| e.metrics.get("score").copied())
         .collect();
     let short_score = (!short.is_empty()).then(|| short.iter().sum::<f64>() / short.len() as f64);
@@ -647,7 +647,7 @@ impl Archive {
             s.sample_spread = true;
         }
         if s.short_score.is_none() && s.status == Status::Ok {
-            s.short_score = if s.fidelity == 0 {
+            s.short_score = if s.fidelity.is_short() {
                 s.score()
             } else {
                 let candidate = self.candidate(id)?.ok_or(Error::UnknownCandidate(id))?;

@@ -8,14 +8,14 @@
 //! snapshot the writer leaves beside it.
 //!
 //! ```
-//! use autoarch_archive::{Archive, NewEvaluation, Outcome};
+//! use autoarch_archive::{Archive, Fidelity, NewEvaluation, Outcome};
 //! # use autoarch_archive::testing::candidate;
 //! let archive = Archive::in_memory();
 //! let id = archive.insert_candidate(candidate("a", &[])).unwrap();
 //! archive
 //!     .record_evaluation(NewEvaluation {
 //!         candidate: id,
-//!         fidelity: 0,
+//!         fidelity: Fidelity::SHORT,
 //!         seed: 0,
 //!         outcome: Outcome::Ok,
 //!         reason: None,
@@ -40,8 +40,8 @@ pub mod testing;
 pub use archive::{Archive, Listed, Problem};
 pub use query::{direction, Cell, Direction};
 pub use record::{
-    AnswerKind, Campaign, Candidate, CandidateId, Evaluation, EvaluationId, Event, Insight,
-    LlmCall, NewCandidate, NewEvaluation, Outcome, ProposerKind, Status, Summary, Tokens,
+    AnswerKind, Campaign, Candidate, CandidateId, Evaluation, EvaluationId, Event, Fidelity,
+    Insight, LlmCall, NewCandidate, NewEvaluation, Outcome, ProposerKind, Status, Summary, Tokens,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -219,13 +219,43 @@ impl Outcome {
     }
 }
 
+/// The training budget an evaluation ran at: [`Fidelity::SHORT`], the search's budget that every
+/// candidate gets, or a longer one bought by a promotion ([`Fidelity::PROMOTED`]). Stored as its
+/// number, as archives always held it.
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Fidelity(pub u32);
+
+impl Fidelity {
+    /// The search's budget: every candidate's first evaluation.
+    pub const SHORT: Fidelity = Fidelity(0);
+    /// The longer budget of a promotion (`promote_factor` × the short one).
+    pub const PROMOTED: Fidelity = Fidelity(1);
+
+    pub fn is_short(self) -> bool {
+        self == Fidelity::SHORT
+    }
+
+    /// Above the short budget.
+    pub fn is_promoted(self) -> bool {
+        self > Fidelity::SHORT
+    }
+}
+
+impl std::fmt::Display for Fidelity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// One training-and-scoring run of a candidate.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub struct Evaluation {
     pub id: EvaluationId,
     pub candidate: CandidateId,
-    /// 0 for the short budget every candidate gets; higher for promoted re-runs.
-    pub fidelity: u32,
+    pub fidelity: Fidelity,
     pub seed: u64,
     pub outcome: Outcome,
     /// Why it failed (diagnostics, stderr tail, ...), when it did.
@@ -243,7 +273,7 @@ pub struct Evaluation {
 #[derive(Clone, PartialEq, Debug)]
 pub struct NewEvaluation {
     pub candidate: CandidateId,
-    pub fidelity: u32,
+    pub fidelity: Fidelity,
     pub seed: u64,
     pub outcome: Outcome,
     pub reason: Option<String>,
@@ -325,7 +355,7 @@ impl Status {
 pub struct Summary {
     pub status: Status,
     /// The highest fidelity evaluated.
-    pub fidelity: u32,
+    pub fidelity: Fidelity,
     /// Mean of each metric over the successful evaluations at that fidelity (seeds).
     pub metrics: BTreeMap<String, f64>,
     /// The sample standard deviation (n − 1) over those seeds (0 for one seed).

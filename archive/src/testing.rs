@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use autoarch_sandbox::{Shape, Stats};
 
+use crate::record::Fidelity;
 use crate::record::{CandidateId, NewCandidate, NewEvaluation, Outcome, ProposerKind, Tokens};
 
 /// A mutation-proposed candidate named `name` with the given parents. Its fingerprint is derived
@@ -45,7 +46,7 @@ pub fn candidate(name: &str, parents: &[CandidateId]) -> NewCandidate {
 pub fn evaluation(candidate: CandidateId, score: f64, val_loss: f64) -> NewEvaluation {
     NewEvaluation {
         candidate,
-        fidelity: 0,
+        fidelity: Fidelity::SHORT,
         seed: 0,
         outcome: Outcome::Ok,
         reason: None,
@@ -62,7 +63,7 @@ pub fn evaluation(candidate: CandidateId, score: f64, val_loss: f64) -> NewEvalu
 pub fn failure(candidate: CandidateId, outcome: Outcome, reason: &str) -> NewEvaluation {
     NewEvaluation {
         candidate,
-        fidelity: 0,
+        fidelity: Fidelity::SHORT,
         seed: 0,
         outcome,
         reason: Some(reason.to_string()),

@@ -54,7 +54,7 @@ fn an_archive_written_by_an_earlier_autoarch_opens_and_reads_every_record() {
         evaluations += evals.len();
         let summary = archive.summary(id).unwrap();
         assert_eq!(summary.evaluations as usize, evals.len());
-        if summary.status == Status::Ok && summary.fidelity > 0 {
+        if summary.status == Status::Ok && summary.fidelity.is_promoted() {
             promoted += 1;
             let scores: Vec<f64> = evals
                 .iter()

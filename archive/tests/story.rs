@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use autoarch_archive::record::{decode_candidate, CANDIDATE_VERSION};
 use autoarch_archive::testing::{candidate, evaluation, failure};
+use autoarch_archive::Fidelity;
 use autoarch_archive::{Archive, Campaign, Error, NewEvaluation, Outcome, Status};
 use rand::SeedableRng;
 
@@ -80,12 +81,12 @@ fn story_on(store: &str, a: &Archive) {
     // Promotion: two more seeds at a higher fidelity replace the short-budget mean.
     for (seed, score) in [(1, 0.80), (2, 0.90)] {
         let mut e = evaluation(c3, score, 0.5);
-        e.fidelity = 1;
+        e.fidelity = Fidelity::PROMOTED;
         e.seed = seed;
         a.record_evaluation(e).unwrap();
     }
     let s = a.summary(c3).unwrap();
-    assert_eq!((s.fidelity, s.evaluations), (1, 3));
+    assert_eq!((s.fidelity, s.evaluations), (Fidelity::PROMOTED, 3));
     assert!((s.metrics["score"] - 0.85).abs() < 1e-12);
     // The sample SD of 0.80 and 0.90: 0.05·√2.
     assert!((s.spread["score"] - 0.05 * 2f64.sqrt()).abs() < 1e-12);
@@ -233,7 +234,7 @@ fn a_worse_re_evaluation_hands_the_cell_to_the_next_best() {
         assert_eq!(a.cells().unwrap().len(), 1, "{store}: one cell for both");
         assert_eq!(a.cells().unwrap()[0].1, y);
         let mut worse = evaluation(y, 0.3, 1.0);
-        worse.fidelity = 1;
+        worse.fidelity = Fidelity::PROMOTED;
         a.record_evaluation(worse).unwrap();
         assert_eq!(a.cells().unwrap()[0].1, x, "{store}");
         assert_eq!(a.verify().unwrap(), vec![]);
@@ -366,7 +367,7 @@ fn verify_reports_corrupt_and_dangling_records() {
         let mut orphan = serde_json::to_value(autoarch_archive::Evaluation {
             id: 9,
             candidate: 42,
-            fidelity: 0,
+            fidelity: Fidelity::SHORT,
             seed: 0,
             outcome: Outcome::Ok,
             reason: None,

@@ -546,7 +546,7 @@ pub struct ArmSettings {
 /// The settings of `suite`'s search.
 pub fn settings(suite: &Suite) -> Settings {
     let config = suite.campaign(&suite.tasks[0], &suite.arms[0], 0, Path::new("."), None);
-    let train = config.train_config(0, 0);
+    let train = config.train_config(autoarch_archive::Fidelity::SHORT, 0);
     Settings {
         workers: suite.evaluation.workers,
         steps: train.steps,
@@ -709,7 +709,10 @@ impl<'a> Protocol<'a> {
         } else {
             Vec::new()
         };
-        let search_rate = self.config.train_config(0, 0).learning_rate;
+        let search_rate = self
+            .config
+            .train_config(autoarch_archive::Fidelity::SHORT, 0)
+            .learning_rate;
         DesignResult {
             name: s.name.clone(),
             fingerprint: s.fingerprint.clone(),
@@ -906,7 +909,7 @@ fn campaign_result(
         evaluations.sort_by_key(|e| e.created_ms);
         let scores: Vec<f64> = evaluations
             .iter()
-            .filter(|e| e.fidelity == 0 && e.outcome == Outcome::Ok)
+            .filter(|e| e.fidelity.is_short() && e.outcome == Outcome::Ok)
             .filter_map(|e| e.metrics.get("score").copied())
             .filter(|x| x.is_finite())
             .collect();
@@ -930,9 +933,11 @@ fn campaign_result(
                 at: e.created_ms,
                 wall: e.timings.get("wall_seconds").copied().unwrap_or(0.0),
                 proposal: own && i == 0,
-                score: (e.fidelity == 0 && e.outcome == Outcome::Ok && !ranking::is_random(l))
-                    .then(|| e.metrics.get("score").copied())
-                    .flatten(),
+                score: (e.fidelity.is_short()
+                    && e.outcome == Outcome::Ok
+                    && !ranking::is_random(l))
+                .then(|| e.metrics.get("score").copied())
+                .flatten(),
             });
         }
         if !own {

@@ -137,7 +137,7 @@ impl Store {
 
 /// The training config of a final run.
 pub fn train_config(config: &CampaignConfig, setting: Setting, seed: u64) -> TrainConfig {
-    let mut t = config.train_config(0, seed);
+    let mut t = config.train_config(autoarch_archive::Fidelity::SHORT, seed);
     if setting.budget == Budget::Long {
         let factor = setting.factor;
         t.steps = t.steps.map(|s| ((s as f64) * factor).round() as u64);

@@ -9,6 +9,7 @@ use autoarch_sandbox::{render_all, Diagnostic, Stats, TraceConfig, TraceOutcome}
 use super::Result;
 use crate::machine::Trace;
 use crate::propose::{Draft, Proposal, Unusable};
+use autoarch_archive::Fidelity;
 
 /// A design that comes in from outside the search.
 #[derive(Clone, Debug)]
@@ -183,7 +184,7 @@ fn store_untraced(
     tracing::info!(candidate = id, "proposal does not trace: {}", why.headline);
     archive.record_evaluation(NewEvaluation {
         candidate: id,
-        fidelity: 0,
+        fidelity: Fidelity::SHORT,
         seed: 0,
         outcome: Outcome::Invalid,
         reason: Some(why.to_string()),

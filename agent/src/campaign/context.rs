@@ -29,7 +29,7 @@ pub fn shown(archive: &Archive, id: CandidateId, blind: bool) -> Result<Shown> {
     let evaluations = archive.evaluations(id)?;
     let curve = evaluations
         .iter()
-        .find(|e| e.fidelity == 0 && !e.curve.is_empty())
+        .find(|e| e.fidelity.is_short() && !e.curve.is_empty())
         .map_or_else(String::new, |e| crate::text::curve_line(&e.curve));
     Ok(Shown {
         summary: archive.summary(id)?,
@@ -92,7 +92,7 @@ pub fn short_scores(archive: &Archive) -> Result<Vec<(CandidateId, f64)>> {
         let evaluations = archive.evaluations(listed.candidate.id)?;
         let short = evaluations
             .iter()
-            .filter(|e| e.fidelity == 0 && e.outcome == Outcome::Ok)
+            .filter(|e| e.fidelity.is_short() && e.outcome == Outcome::Ok)
             .find_map(|e| score_of(&e.metrics).map(|s| (e.id, s)));
         if let Some((evaluation, score)) = short {
             scored.push((evaluation, listed.candidate.id, score));

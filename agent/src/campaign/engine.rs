@@ -32,6 +32,7 @@ use crate::propose::{
     Analysis, Checker, Draft, Failure, Known, Proposal, ProposalContext, ProposeError, Proposer,
 };
 use crate::search::{Population, Selection, Strategy};
+use autoarch_archive::Fidelity;
 
 /// What a run is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -338,7 +339,7 @@ impl<'c> Engine<'c> {
             let evaluated = archive
                 .evaluations(l.candidate.id)?
                 .iter()
-                .any(|e| e.fidelity == 0);
+                .any(|e| e.fidelity.is_short());
             if evaluated && l.candidate.traced() {
                 self.baseline_done += 1;
             }
@@ -720,7 +721,7 @@ impl<'c> Engine<'c> {
             self.counters.failed += 1;
         }
         let score = score_of(&r.metrics);
-        tracing::info!(candidate = spec.candidate, fidelity = spec.fidelity, seed = spec.seed,
+        tracing::info!(candidate = spec.candidate, fidelity = spec.fidelity.0, seed = spec.seed,
             status = r.status.as_str(), score = ?score, wall = r.wall_seconds, "evaluated");
         let candidate = self.c.archive.candidate(spec.candidate)?;
         let name = candidate
@@ -744,7 +745,7 @@ impl<'c> Engine<'c> {
             };
             remember(&mut self.failures, failure);
         }
-        if spec.fidelity == 0 {
+        if spec.fidelity.is_short() {
             self.short_result(spec.candidate, r.status, score)?;
         }
         self.best = ranking::update_best(&self.c.archive, self.best.take(), spec.candidate)?;
@@ -839,7 +840,11 @@ impl<'c> Engine<'c> {
             self.queue.extend(
                 JobSpec::promoted(id, e.promote_seeds)
                     .into_iter()
-                    .filter(|j| !done.iter().any(|d| d.fidelity == 1 && d.seed == j.seed)),
+                    .filter(|j| {
+                        !done
+                            .iter()
+                            .any(|d| d.fidelity == Fidelity::PROMOTED && d.seed == j.seed)
+                    }),
             );
             self.c
                 .archive

@@ -10,12 +10,13 @@ use autoarch_sandbox::render_all;
 
 use super::{Error, Result};
 use crate::config::CampaignConfig;
+use autoarch_archive::Fidelity;
 
-/// One evaluation to run: a candidate at a fidelity (0 short, 1 promoted) with a seed.
+/// One evaluation to run: a candidate at a fidelity (short or promoted) with a seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct JobSpec {
     pub candidate: CandidateId,
-    pub fidelity: u32,
+    pub fidelity: Fidelity,
     pub seed: u64,
 }
 
@@ -23,17 +24,17 @@ impl JobSpec {
     pub fn short(candidate: CandidateId) -> JobSpec {
         JobSpec {
             candidate,
-            fidelity: 0,
+            fidelity: Fidelity::SHORT,
             seed: 0,
         }
     }
 
-    /// The runs of a promoted candidate: seeds 0..=`extra_seeds` at fidelity 1.
+    /// The runs of a promoted candidate: seeds 0..=`extra_seeds` at the promoted fidelity.
     pub fn promoted(candidate: CandidateId, extra_seeds: u32) -> Vec<JobSpec> {
         (0..=u64::from(extra_seeds))
             .map(|seed| JobSpec {
                 candidate,
-                fidelity: 1,
+                fidelity: Fidelity::PROMOTED,
                 seed,
             })
             .collect()
@@ -60,7 +61,7 @@ pub fn owed(
         let done: BTreeSet<u64> = archive
             .evaluations(id)?
             .iter()
-            .filter(|e| e.fidelity == 1)
+            .filter(|e| e.fidelity == Fidelity::PROMOTED)
             .map(|e| e.seed)
             .collect();
         jobs.extend(

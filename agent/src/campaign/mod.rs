@@ -212,7 +212,7 @@ pub enum RunEvent {
     Evaluated {
         id: CandidateId,
         name: String,
-        fidelity: u32,
+        fidelity: autoarch_archive::Fidelity,
         seed: u64,
         status: Status,
         score: Option<f64>,

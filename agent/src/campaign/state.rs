@@ -88,7 +88,7 @@ impl Spent {
             s.tokens += c.tokens.prompt + c.tokens.completion;
             s.dollars += c.cost_usd;
             let evaluations = archive.evaluations(c.id)?;
-            if evaluations.iter().any(|e| e.fidelity == 0) && c.traced() {
+            if evaluations.iter().any(|e| e.fidelity.is_short()) && c.traced() {
                 s.short += 1;
             }
             s.compute += evaluations

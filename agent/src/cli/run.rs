@@ -373,7 +373,7 @@ impl Progress {
                 self.say(&format!(
                     "#{id} {name} [fidelity {fidelity}, seed {seed}]: {status}{detail}"
                 ));
-                if *fidelity == 0 {
+                if fidelity.is_short() {
                     self.bar.inc(1);
                 }
             }

@@ -40,7 +40,13 @@ pub fn archive(archive: &Archive, n: usize, xss: bool) -> Result<Vec<CandidateId
         c.source = Some(format!("library:{name}"));
         let id = archive.insert_candidate(c)?;
         let score = 0.05 + 0.1 * g.rng.random::<f64>();
-        archive.record_evaluation(eval(id, 0, 0, score, &mut g.rng))?;
+        archive.record_evaluation(eval(
+            id,
+            autoarch_archive::Fidelity::SHORT,
+            0,
+            score,
+            &mut g.rng,
+        ))?;
         g.scores.insert(id, score);
         g.ids.push(id);
     }
@@ -119,13 +125,19 @@ impl Generator<'_> {
             return Ok(id);
         }
         let score = (parent_score + 0.08 * (rng.random::<f64>() - 0.35)).clamp(0.01, 1.0);
-        archive.record_evaluation(eval(id, 0, 0, score, rng))?;
+        archive.record_evaluation(eval(id, autoarch_archive::Fidelity::SHORT, 0, score, rng))?;
         self.scores.insert(id, score);
         if k % 9 == 4 {
             // Two seeds that disagree a little, so the candidate has a spread to show.
             for seed in 0..2 {
                 let promoted = (score + 0.2 - 0.01 * seed as f64).min(1.0);
-                archive.record_evaluation(eval(id, 1, seed, promoted, &mut self.rng))?;
+                archive.record_evaluation(eval(
+                    id,
+                    autoarch_archive::Fidelity::PROMOTED,
+                    seed,
+                    promoted,
+                    &mut self.rng,
+                ))?;
             }
         }
         if k % 50 == 10 {
@@ -187,7 +199,7 @@ fn call(purpose: &str, prompt: &str, response: &str) -> LlmCall {
 
 fn eval(
     id: CandidateId,
-    fidelity: u32,
+    fidelity: autoarch_archive::Fidelity,
     seed: u64,
     score: f64,
     rng: &mut ChaCha8Rng,

@@ -372,7 +372,7 @@ async fn api_candidates(State(dash): Dash, Query(q): Query<view::Query>) -> Resp
 
 /// Per fidelity: the mean and SD of each metric over its successful seeds.
 fn per_fidelity(evaluations: &[Evaluation]) -> Vec<Value> {
-    let mut by: BTreeMap<u32, Vec<&Evaluation>> = BTreeMap::new();
+    let mut by: BTreeMap<autoarch_archive::Fidelity, Vec<&Evaluation>> = BTreeMap::new();
     for e in evaluations.iter().filter(|e| e.outcome == Outcome::Ok) {
         by.entry(e.fidelity).or_default().push(e);
     }
@@ -395,7 +395,7 @@ fn per_fidelity(evaluations: &[Evaluation]) -> Vec<Value> {
                     }
                 })
                 .collect();
-            context! { fidelity => fidelity, seeds => es.len(), metrics => stats }
+            context! { fidelity => fidelity.0, seeds => es.len(), metrics => stats }
         })
         .collect()
 }
@@ -835,7 +835,7 @@ async fn compare(State(dash): Dash, Query(cq): Query<CompareQuery>) -> PageResul
         if let Some(e) = archive
             .evaluations(*id)?
             .into_iter()
-            .find(|e| e.fidelity == 0 && !e.curve.is_empty())
+            .find(|e| e.fidelity.is_short() && !e.curve.is_empty())
         {
             series_store.push((format!("#{id} {}", c.name), e.curve));
         }

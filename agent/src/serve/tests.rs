@@ -251,7 +251,10 @@ async fn the_report_and_the_dashboard_agree_on_a_candidates_spread() {
     let best = dash.view().best.unwrap();
     let archive = dash.archive();
     let summary = archive.summary(best).unwrap();
-    assert!(summary.fidelity > 0, "the fixture's best is promoted");
+    assert!(
+        summary.fidelity.is_promoted(),
+        "the fixture's best is promoted"
+    );
     let scores: Vec<f64> = archive
         .evaluations(best)
         .unwrap()

@@ -23,7 +23,7 @@ pub struct Row {
     pub tags: Vec<String>,
     /// The kind of token mixing (the MAP-Elites family).
     pub family: String,
-    pub fidelity: u32,
+    pub fidelity: autoarch_archive::Fidelity,
     pub score: Option<f64>,
     /// The short-budget score every candidate is compared at.
     pub short_score: Option<f64>,
@@ -199,7 +199,7 @@ impl View {
                     .as_deref()
                     .is_none_or(|s| s.is_empty() || r.family == s)
             })
-            .filter(|r| q.fidelity.is_none_or(|f| r.fidelity == f))
+            .filter(|r| q.fidelity.is_none_or(|f| r.fidelity.0 == f))
             .filter(|r| text.as_deref().is_none_or(|t| r.text.contains(t)))
             .filter(|r| !q.best_only() || r.record)
             .collect();
@@ -250,8 +250,8 @@ impl View {
                 push(&mut c.tags, t);
             }
             push(&mut c.families, &r.family);
-            if !c.fidelities.contains(&r.fidelity) {
-                c.fidelities.push(r.fidelity);
+            if !c.fidelities.contains(&r.fidelity.0) {
+                c.fidelities.push(r.fidelity.0);
             }
         }
         c.proposers.sort();
@@ -310,9 +310,11 @@ fn row_of(
         family: Cell::of(&c.stats).family,
         fidelity: s.fidelity,
         score: s.score(),
-        short_score: s
-            .short_score
-            .or(if s.fidelity == 0 { s.score() } else { None }),
+        short_score: s.short_score.or(if s.fidelity.is_short() {
+            s.score()
+        } else {
+            None
+        }),
         val_loss: s.metrics.get("val_loss").copied(),
         params: c.stats.params,
         flops: c.stats.flops,
@@ -346,7 +348,7 @@ fn sort(rows: &mut [&Row], key: &str, descending: bool) {
             "params" => Some(r.params as f64),
             "flops" => Some(r.flops as f64),
             "latency" => r.latency_ms,
-            "fidelity" => Some(f64::from(r.fidelity)),
+            "fidelity" => Some(f64::from(r.fidelity.0)),
             "compute" => Some(r.compute_seconds),
             "created" => Some(r.created_ms as f64),
             _ => r.rank.map(|k| k as f64),
