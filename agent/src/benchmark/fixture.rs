@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use super::lineage::Change;
 use super::provenance::{Provenance, Session};
+use super::scoring::{arm_result, score_arms};
 use super::verdict::Verdicts;
 use super::{
-    arm_result, score_arms, settings, Arm, Calibration, CampaignResult, Cost, DesignResult, Noise,
-    Results, Scores, Suite, TaskResult,
+    settings, Arm, Calibration, CampaignResult, Cost, DesignResult, Noise, Results, Scores, Suite,
+    TaskResult,
 };
 use crate::config::{ProposerChoice, StrategyChoice};
 
