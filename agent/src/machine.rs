@@ -7,7 +7,7 @@
 //! worker, no trace child). It is never a candidate's outcome: the campaign stops and names the
 //! cause and the fix.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,6 +51,30 @@ impl MachineError {
     /// The cause and the fix, for messages.
     pub fn explained(&self) -> String {
         format!("{self}; {}", self.fix())
+    }
+}
+
+/// The autoarch binary that workers and the trace child are started from.
+#[derive(Clone, Debug)]
+pub struct Binary {
+    /// Workers run `EXE worker` (through the campaign's launcher).
+    pub exe: PathBuf,
+    /// The trace child: this binary's hidden trace command.
+    pub trace_child: ChildCommand,
+}
+
+impl Binary {
+    /// Worker processes for `config`'s `[evaluation]` (its launcher and workers), named after
+    /// `campaign`.
+    pub fn workers(&self, config: &EvaluationConfig, campaign: &str) -> ProcessPool {
+        ProcessPool::new(worker_command(config, campaign, &self.exe), config.workers)
+    }
+
+    /// The tracer that runs code in the trace child.
+    pub fn tracer(&self) -> IsolatedTracer {
+        IsolatedTracer {
+            child: self.trace_child.clone(),
+        }
     }
 }
 

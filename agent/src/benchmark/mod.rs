@@ -10,7 +10,8 @@
 //! ([`provenance`]) and what each campaign changed about its seed ([`lineage`]); [`overall`]
 //! scores the suite as a whole.
 //!
-//! The results are computed in steps: `subjects` (what the final protocol trains per task, and
+//! [`run`] runs a suite: its campaigns, the final protocol, the report. The results are
+//! computed in steps: `subjects` (what the final protocol trains per task, and
 //! [`Protocol`], how it scores them), `campaigns` (each campaign's record from its archive),
 //! `calibration` (does a task discriminate?) and `scoring` (baselines, arms, tests,
 //! rediscoveries), into the types of `results`.
@@ -26,6 +27,7 @@ pub mod protocol;
 pub mod provenance;
 pub mod report;
 mod results;
+pub mod run;
 mod scoring;
 pub mod stats;
 mod subjects;
@@ -39,6 +41,7 @@ use serde::Serialize;
 
 pub use calibration::{Calibration, CALIBRATION_BAND, CALIBRATION_SPREAD, SATURATED};
 pub use results::*;
+pub use run::run;
 pub use scoring::{holdout_mark, results};
 pub use subjects::{subjects, Protocol, TaskSubjects};
 pub use suite::{Arm, Preset, Suite, SuiteTask};

@@ -257,6 +257,17 @@ impl Interrupt {
     fn subscribe(&self) -> watch::Receiver<bool> {
         self.0.subscribe()
     }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Waits until the interrupt is triggered.
+    pub async fn triggered(&self) {
+        let mut rx = self.subscribe();
+        // The sender lives in `self`, so the channel cannot close while this waits.
+        let _ = rx.wait_for(|t| *t).await;
+    }
 }
 
 /// The pieces a campaign runs with.
@@ -311,6 +322,22 @@ impl Campaign {
             observer: Arc::new(|_| {}),
             interrupt: Interrupt::default(),
         }
+    }
+
+    /// Opens `config`'s campaign to run with `proposer`, its workers and trace child started
+    /// from `binary`.
+    pub fn with_binary(
+        config: CampaignConfig,
+        proposer: Arc<dyn Proposer>,
+        binary: &crate::machine::Binary,
+    ) -> Result<Campaign> {
+        let (task, archive) = open(&config)?;
+        let parts = Parts {
+            proposer,
+            evaluator: Arc::new(binary.workers(&config.evaluation, &config.name)),
+            tracer: Arc::new(binary.tracer()),
+        };
+        Ok(Campaign::new(config, archive, task, parts))
     }
 
     fn archive_name(&self) -> String {

@@ -200,6 +200,14 @@ pub fn trace_child() -> anyhow::Result<autoarch_sandbox::isolate::ChildCommand> 
     })
 }
 
+/// This binary, as workers and the trace child are started from it.
+pub fn binary() -> anyhow::Result<autoarch_agent::machine::Binary> {
+    Ok(autoarch_agent::machine::Binary {
+        exe: std::env::current_exe().context("locating the autoarch binary")?,
+        trace_child: trace_child()?,
+    })
+}
+
 /// The local worker command: this very binary, `autoarch worker`.
 pub fn worker_command() -> anyhow::Result<autoarch_evaluator::WorkerCommand> {
     Ok(autoarch_evaluator::WorkerCommand::local(

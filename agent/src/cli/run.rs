@@ -8,12 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use autoarch_agent::campaign::{self, Campaign, Parts, RunEvent, RunSummary, Stop, Stored};
+use autoarch_agent::campaign::{self, Campaign, RunEvent, RunSummary, Stop, Stored};
 use autoarch_agent::config::{
     CampaignConfig, OnUnreachable, Overrides, ProposerChoice, StrategyChoice, DEFAULT_TOML,
 };
-use autoarch_agent::machine::{IsolatedTracer, ProcessPool};
-use autoarch_agent::propose::llm::LlmProposer;
 use autoarch_agent::propose::mutation::MutationProposer;
 use autoarch_agent::propose::Proposer;
 use autoarch_agent::text::minutes;
@@ -96,15 +94,7 @@ pub fn resolve(args: &RunArgs, archive: Option<&Path>) -> anyhow::Result<Campaig
 
 /// The proposer the config asks for.
 pub fn proposer(config: &CampaignConfig) -> anyhow::Result<Arc<dyn Proposer>> {
-    match config.proposer.kind {
-        ProposerChoice::Mutation => Ok(Arc::new(MutationProposer {
-            max_edits: config.proposer.max_edits,
-        })),
-        ProposerChoice::Llm => Ok(Arc::new(
-            LlmProposer::new(&config.llm, config.proposer.max_edits)
-                .map_err(|e| UsageError(format!("{e:#}")))?,
-        )),
-    }
+    Ok(autoarch_agent::propose::for_config(config).map_err(UsageError)?)
 }
 
 /// The proposer that takes over when the LLM stays unreachable, if the config asks for one.
@@ -139,22 +129,7 @@ pub fn start_log(dir: &Path) -> anyhow::Result<()> {
 
 /// A campaign with the real machine: worker processes and the isolated trace child.
 pub fn campaign(config: CampaignConfig, proposer: Arc<dyn Proposer>) -> anyhow::Result<Campaign> {
-    let (task, archive) = campaign::open(&config)?;
-    let workers = config.evaluation.workers;
-    let exe = std::env::current_exe().context("locating the autoarch binary")?;
-    let command = autoarch_agent::machine::worker_command(&config.evaluation, &config.name, &exe);
-    Ok(Campaign::new(
-        config,
-        archive,
-        task,
-        Parts {
-            proposer,
-            evaluator: Arc::new(ProcessPool::new(command, workers)),
-            tracer: Arc::new(IsolatedTracer {
-                child: super::trace_child()?,
-            }),
-        },
-    ))
+    Ok(Campaign::with_binary(config, proposer, &super::binary()?)?)
 }
 
 /// Runs a campaign future with Ctrl-C wired to the campaign's interrupt.

@@ -11,6 +11,20 @@ pub mod llm;
 pub mod mutation;
 pub mod prompts;
 
+/// The proposer `config` asks for (`[proposer] kind`), or why it cannot be built (an LLM
+/// configuration that does not hold).
+pub fn for_config(config: &crate::config::CampaignConfig) -> Result<Arc<dyn Proposer>, String> {
+    let max_edits = config.proposer.max_edits;
+    match config.proposer.kind {
+        crate::config::ProposerChoice::Mutation => {
+            Ok(Arc::new(mutation::MutationProposer { max_edits }))
+        }
+        crate::config::ProposerChoice::Llm => llm::LlmProposer::new(&config.llm, max_edits)
+            .map(|p| Arc::new(p) as Arc<dyn Proposer>)
+            .map_err(|e| format!("{e:#}")),
+    }
+}
+
 use std::fmt;
 use std::sync::Arc;
 
