@@ -566,7 +566,7 @@ async fn the_pytorch_export_traces_the_design() {
 
 #[test]
 fn markdown_shows_raw_html_as_text_and_drops_script_links() {
-    let html = super::pages::markdown_html(
+    let html = super::pages::report::markdown_html(
         "# T\n\n| a | b |\n|---|---|\n| <script>x</script> | [l](javascript:alert(1)) |\n\n<img src=x onerror=y>\n\n![i](http://e/x.png)",
     );
     assert!(html.contains("&lt;script&gt;x&lt;/script&gt;"), "{html}");
