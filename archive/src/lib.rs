@@ -40,8 +40,9 @@ pub mod testing;
 pub use archive::{Archive, Listed, Problem};
 pub use query::{direction, Cell, Direction};
 pub use record::{
-    AnswerKind, Campaign, Candidate, CandidateId, Evaluation, EvaluationId, Event, Fidelity,
-    Insight, LlmCall, NewCandidate, NewEvaluation, Outcome, ProposerKind, Status, Summary, Tokens,
+    AnswerKind, CallPurpose, Campaign, Candidate, CandidateId, Evaluation, EvaluationId, Event,
+    Fidelity, Insight, LlmCall, NewCandidate, NewEvaluation, Outcome, ProposerKind, Status,
+    Summary, Tokens,
 };
 
 #[derive(Debug, thiserror::Error)]

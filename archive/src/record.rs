@@ -60,8 +60,7 @@ pub struct Tokens {
 /// and what became of it. Failed HTTP attempts before the answer are kept in `attempts`.
 #[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
 pub struct LlmCall {
-    /// `propose`, `repair` or `analyze`.
-    pub purpose: String,
+    pub purpose: CallPurpose,
     pub model: String,
     /// The structured-output mode the answer was asked in (`json_schema`, `json_object`, `text`).
     pub mode: String,
@@ -83,6 +82,40 @@ pub struct LlmCall {
     /// In `edits` answers: the menu entries the model chose, in order, as `E7: what it does`.
     #[serde(default)]
     pub edits: Vec<String>,
+}
+
+/// Why an LLM was called. Stored as `propose`, `repair` or `analyze`, as it always was.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallPurpose {
+    /// A new design.
+    #[default]
+    Propose,
+    /// Code sent back with its diagnostics.
+    Repair,
+    /// Insights drawn from results.
+    Analyze,
+    /// A purpose this version does not know (a record from a newer one), read rather than
+    /// refused.
+    #[serde(other)]
+    Other,
+}
+
+impl CallPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallPurpose::Propose => "propose",
+            CallPurpose::Repair => "repair",
+            CallPurpose::Analyze => "analyze",
+            CallPurpose::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for CallPurpose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl LlmCall {
@@ -502,5 +535,29 @@ mod tests {
         bad["answer"] = "poem".into();
         let err = serde_json::from_value::<LlmCall>(bad).unwrap_err();
         assert!(err.to_string().contains("unknown answer kind"), "{err}");
+    }
+
+    #[test]
+    fn an_llm_calls_purpose_is_stored_as_the_text_it_always_was() {
+        for (purpose, text) in [
+            (CallPurpose::Propose, "propose"),
+            (CallPurpose::Repair, "repair"),
+            (CallPurpose::Analyze, "analyze"),
+        ] {
+            let call = LlmCall {
+                purpose,
+                ..LlmCall::default()
+            };
+            let json = serde_json::to_value(&call).unwrap();
+            assert_eq!(json["purpose"], text);
+            assert_eq!(purpose.to_string(), text);
+            let back: LlmCall = serde_json::from_value(json).unwrap();
+            assert_eq!(back.purpose, purpose);
+        }
+        // A purpose from a newer version is read, not refused.
+        let mut newer = serde_json::to_value(LlmCall::default()).unwrap();
+        newer["purpose"] = "summarise".into();
+        let newer: LlmCall = serde_json::from_value(newer).unwrap();
+        assert_eq!(newer.purpose, CallPurpose::Other);
     }
 }

@@ -88,7 +88,11 @@ impl Generator<'_> {
                 completion: 300,
             };
             c.cost_usd = 0.0012;
-            c.calls = vec![call("propose", "a prompt", "an answer")];
+            c.calls = vec![call(
+                autoarch_archive::CallPurpose::Propose,
+                "a prompt",
+                "an answer",
+            )];
         }
         if k % 17 == 3 {
             c.tags = vec!["promising".into()];
@@ -106,7 +110,11 @@ impl Generator<'_> {
             );
             c.model = Some(format!("model {}", PAYLOADS[1]));
             c.tags = vec![PAYLOADS[2].to_string()];
-            c.calls = vec![call("propose", &PAYLOADS.join("\n"), &PAYLOADS.join("\n"))];
+            c.calls = vec![call(
+                autoarch_archive::CallPurpose::Propose,
+                &PAYLOADS.join("\n"),
+                &PAYLOADS.join("\n"),
+            )];
             c.proposer = ProposerKind::Llm;
         }
         let archive = self.archive;
@@ -177,9 +185,9 @@ fn finish(archive: &Archive, ids: &[CandidateId], n: usize, xss: bool) -> Result
     })
 }
 
-fn call(purpose: &str, prompt: &str, response: &str) -> LlmCall {
+fn call(purpose: autoarch_archive::CallPurpose, prompt: &str, response: &str) -> LlmCall {
     LlmCall {
-        purpose: purpose.into(),
+        purpose,
         model: "mock-model".into(),
         mode: "json_schema".into(),
         prompt: prompt.into(),

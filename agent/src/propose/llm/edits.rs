@@ -102,7 +102,7 @@ impl LlmProposer {
             })
             .map_err(|e| ProposeError::Unavailable(e.to_string()))?;
         Ok(Ask {
-            purpose: "propose",
+            purpose: CallPurpose::Propose,
             seed: ctx.seed.wrapping_mul(8),
             answer: Some(AnswerKind::Edits),
             system: self.system(&task_card, &limits, mode, AnswerKind::Edits)?,

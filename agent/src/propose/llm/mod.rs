@@ -13,7 +13,7 @@ mod rounds;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use autoarch_archive::{LlmCall, ProposerKind, Tokens};
+use autoarch_archive::{CallPurpose, LlmCall, ProposerKind, Tokens};
 use autoarch_sandbox::TraceOutcome;
 use autoarch_sandbox::{Limits, TaskShape};
 use rand::{Rng, SeedableRng};
@@ -93,7 +93,7 @@ pub struct LlmProposer {
 
 /// One call to make: what it is for, how it is asked, the worked example before it.
 struct Ask {
-    purpose: &'static str,
+    purpose: CallPurpose,
     /// Sent as the request's `seed`, so that a campaign's calls can be reproduced.
     seed: u64,
     answer: Option<AnswerKind>,
@@ -254,7 +254,7 @@ impl LlmProposer {
         let started = std::time::Instant::now();
         let result = self.client.chat(&request).await;
         let mut call = LlmCall {
-            purpose: a.purpose.into(),
+            purpose: a.purpose,
             model: model.into(),
             mode: mode.as_str().into(),
             prompt,
@@ -372,7 +372,7 @@ impl Proposer for LlmProposer {
             })
             .map_err(|e| ProposeError::Unavailable(e.to_string()))?;
         let ask = Ask {
-            purpose: "analyze",
+            purpose: CallPurpose::Analyze,
             seed: ctx.results.len() as u64,
             answer: None,
             system,

@@ -169,7 +169,11 @@ impl LlmProposer {
         )?;
         let user = self.round_prompt(ctx, rounds, round, mode)?;
         let ask = Ask {
-            purpose: if round == 0 { "propose" } else { "repair" },
+            purpose: if round == 0 {
+                CallPurpose::Propose
+            } else {
+                CallPurpose::Repair
+            },
             seed: ctx.seed.wrapping_mul(8).wrapping_add(u64::from(round)),
             answer: Some(AnswerKind::Code),
             system,
