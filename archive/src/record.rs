@@ -113,8 +113,9 @@ impl CallPurpose {
 }
 
 impl std::fmt::Display for CallPurpose {
+    /// The stored text, honouring width and alignment (`{:<8}`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -278,8 +279,9 @@ impl Fidelity {
 }
 
 impl std::fmt::Display for Fidelity {
+    /// The number, honouring width and alignment.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
+        std::fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -551,6 +553,7 @@ mod tests {
             let json = serde_json::to_value(&call).unwrap();
             assert_eq!(json["purpose"], text);
             assert_eq!(purpose.to_string(), text);
+            assert_eq!(format!("{purpose:<8}|"), format!("{text:<8}|"));
             let back: LlmCall = serde_json::from_value(json).unwrap();
             assert_eq!(back.purpose, purpose);
         }
