@@ -522,7 +522,7 @@ fn machine_events(archive: &Archive) -> Vec<String> {
         .events()
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == "machine")
+        .filter(|e| e.kind == autoarch_archive::EventKind::Machine)
         .map(|e| e.message)
         .collect()
 }

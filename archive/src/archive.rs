@@ -574,7 +574,7 @@ impl Archive {
     /// Append to the event log.
     pub fn log_event(
         &self,
-        kind: &str,
+        kind: crate::record::EventKind,
         message: &str,
         candidate: Option<CandidateId>,
     ) -> Result<u64> {
@@ -583,7 +583,7 @@ impl Archive {
         let seq = self.next_id("next_event", &mut writes)?;
         let event = Event {
             seq,
-            kind: kind.to_string(),
+            kind,
             message: message.to_string(),
             candidate,
             created_ms: now_ms(),

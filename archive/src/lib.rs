@@ -41,8 +41,8 @@ pub use archive::{Archive, Listed, Problem};
 pub use query::{direction, Cell, Direction};
 pub use record::{
     AnswerKind, CallPurpose, Campaign, Candidate, CandidateId, Evaluation, EvaluationId, Event,
-    Fidelity, Insight, LlmCall, NewCandidate, NewEvaluation, Outcome, ProposerKind, Status,
-    Summary, Tokens,
+    EventKind, Fidelity, Insight, LlmCall, NewCandidate, NewEvaluation, Outcome, ProposerKind,
+    Status, Summary, Tokens,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -329,11 +329,56 @@ pub struct Insight {
     pub call: Option<LlmCall>,
 }
 
+/// What an event of the log is about. Stored as its snake_case name, as the kinds always were.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The run started or stopped.
+    Campaign,
+    /// A seed design entered the archive.
+    SeedAdded,
+    /// A budget stopped a job or the run.
+    Budget,
+    /// The machine: a lost worker, a job handed back.
+    Machine,
+    /// A candidate moved to the longer budget.
+    Promotion,
+    /// The proposer: a switch of answer kind, a hand-over to the fallback.
+    Proposer,
+    /// An analysis of the results, or why it gave none.
+    Analysis,
+    /// A kind this version does not know (a record from a newer one), read rather than refused.
+    #[serde(other)]
+    Other,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Campaign => "campaign",
+            EventKind::SeedAdded => "seed_added",
+            EventKind::Budget => "budget",
+            EventKind::Machine => "machine",
+            EventKind::Promotion => "promotion",
+            EventKind::Proposer => "proposer",
+            EventKind::Analysis => "analysis",
+            EventKind::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    /// The stored name, honouring width and alignment.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// One line of the append-only event log.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub struct Event {
     pub seq: u64,
-    pub kind: String,
+    pub kind: EventKind,
     pub message: String,
     pub candidate: Option<CandidateId>,
     pub created_ms: u64,
@@ -562,5 +607,35 @@ mod tests {
         newer["purpose"] = "summarise".into();
         let newer: LlmCall = serde_json::from_value(newer).unwrap();
         assert_eq!(newer.purpose, CallPurpose::Other);
+    }
+
+    #[test]
+    fn an_events_kind_is_stored_as_the_name_it_always_was() {
+        let event = |kind| Event {
+            seq: 1,
+            kind,
+            message: "m".into(),
+            candidate: None,
+            created_ms: 0,
+        };
+        for (kind, text) in [
+            (EventKind::Campaign, "campaign"),
+            (EventKind::SeedAdded, "seed_added"),
+            (EventKind::Budget, "budget"),
+            (EventKind::Machine, "machine"),
+            (EventKind::Promotion, "promotion"),
+            (EventKind::Proposer, "proposer"),
+            (EventKind::Analysis, "analysis"),
+        ] {
+            let json = serde_json::to_value(event(kind)).unwrap();
+            assert_eq!(json["kind"], text);
+            assert_eq!(format!("{kind:<10}|"), format!("{text:<10}|"));
+            let back: Event = serde_json::from_value(json).unwrap();
+            assert_eq!(back.kind, kind);
+        }
+        let mut newer = serde_json::to_value(event(EventKind::Campaign)).unwrap();
+        newer["kind"] = "migration".into();
+        let newer: Event = serde_json::from_value(newer).unwrap();
+        assert_eq!(newer.kind, EventKind::Other);
     }
 }

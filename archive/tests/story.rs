@@ -182,9 +182,18 @@ fn story_on(store: &str, a: &Archive) {
         .add_insight("crossing the seeds helped", &[c3, s1])
         .unwrap();
     assert_eq!(a.insights().unwrap()[0].id, i);
-    a.log_event("evaluated", "candidate 3 promoted", Some(c3))
-        .unwrap();
-    a.log_event("stopped", "budget reached", None).unwrap();
+    a.log_event(
+        autoarch_archive::EventKind::Promotion,
+        "candidate 3 promoted",
+        Some(c3),
+    )
+    .unwrap();
+    a.log_event(
+        autoarch_archive::EventKind::Campaign,
+        "budget reached",
+        None,
+    )
+    .unwrap();
     assert_eq!(a.events().unwrap().len(), 2);
     let campaign = Campaign {
         name: "demo".into(),

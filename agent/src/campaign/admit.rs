@@ -71,7 +71,7 @@ pub async fn admit(
         island: design.island,
     })?;
     archive.log_event(
-        "seed_added",
+        autoarch_archive::EventKind::SeedAdded,
         &format!("{} from {}", design.name, design.source),
         Some(id),
     )?;

@@ -158,7 +158,7 @@ pub fn store_analysis(archive: &Archive, a: Analysis, state: &mut State) -> Resu
             state.other_dollars += call.cost_usd;
             let answer: String = call.response.chars().take(300).collect();
             archive.log_event(
-                "analysis",
+                autoarch_archive::EventKind::Analysis,
                 &format!("gave no insight: {why} ({tokens} tokens); answer: {answer}"),
                 None,
             )?;

@@ -763,9 +763,11 @@ impl<'c> Engine<'c> {
             spec.candidate, spec.fidelity, spec.seed
         );
         tracing::info!(candidate = spec.candidate, "{line}");
-        self.c
-            .archive
-            .log_event("budget", &line, Some(spec.candidate))?;
+        self.c.archive.log_event(
+            autoarch_archive::EventKind::Budget,
+            &line,
+            Some(spec.candidate),
+        )?;
         self.emit(RunEvent::Note(line));
         self.save()?;
         Ok(None)
@@ -806,9 +808,11 @@ impl<'c> Engine<'c> {
                 spec.candidate
             )
         };
-        self.c
-            .archive
-            .log_event("machine", &line, Some(spec.candidate))?;
+        self.c.archive.log_event(
+            autoarch_archive::EventKind::Machine,
+            &line,
+            Some(spec.candidate),
+        )?;
         self.emit(RunEvent::Note(line));
         self.queue.push_front(spec);
         Ok(None)
@@ -846,9 +850,11 @@ impl<'c> Engine<'c> {
                             .any(|d| d.fidelity == Fidelity::PROMOTED && d.seed == j.seed)
                     }),
             );
-            self.c
-                .archive
-                .log_event("promotion", "promoted to the longer budget", Some(id))?;
+            self.c.archive.log_event(
+                autoarch_archive::EventKind::Promotion,
+                "promoted to the longer budget",
+                Some(id),
+            )?;
             tracing::info!(candidate = id, "promoted");
             self.emit(RunEvent::Promoted {
                 id,
@@ -924,7 +930,7 @@ impl<'c> Engine<'c> {
         self.spent.tokens += tokens;
         self.spent.dollars += dollars;
         self.c.archive.log_event(
-            "proposer",
+            autoarch_archive::EventKind::Proposer,
             &format!(
                 "{} LLM calls ({tokens} tokens) of a proposal cut short by the machine",
                 calls.len()
@@ -1011,7 +1017,9 @@ impl<'c> Engine<'c> {
     /// the campaign log and the observer each get them.
     fn log_notes(&mut self, notes: &[String], id: Option<CandidateId>) -> Result<()> {
         for line in notes {
-            self.c.archive.log_event("proposer", line, id)?;
+            self.c
+                .archive
+                .log_event(autoarch_archive::EventKind::Proposer, line, id)?;
             tracing::info!("{line}");
             self.emit(RunEvent::Note(line.clone()));
         }
@@ -1043,7 +1051,9 @@ impl<'c> Engine<'c> {
                     "{e}; going on with the {} proposer",
                     fallback.kind().as_str()
                 );
-                self.c.archive.log_event("proposer", &line, None)?;
+                self.c
+                    .archive
+                    .log_event(autoarch_archive::EventKind::Proposer, &line, None)?;
                 tracing::warn!("{line}");
                 self.emit(RunEvent::Note(line));
                 Ok(None)
@@ -1074,7 +1084,11 @@ impl<'c> Engine<'c> {
             }
             // The proposals meet the same endpoint and stop or fall back.
             Err(e) => {
-                self.c.archive.log_event("analysis", &e.to_string(), None)?;
+                self.c.archive.log_event(
+                    autoarch_archive::EventKind::Analysis,
+                    &e.to_string(),
+                    None,
+                )?;
             }
         }
         Ok(None)
@@ -1137,9 +1151,11 @@ impl<'c> Engine<'c> {
             self.state.stopped = Some(stop.describe());
             self.c.save_state(&self.state)?;
         }
-        self.c
-            .archive
-            .log_event("campaign", &stop.describe(), None)?;
+        self.c.archive.log_event(
+            autoarch_archive::EventKind::Campaign,
+            &stop.describe(),
+            None,
+        )?;
         let _ = self.c.archive.write_snapshot();
         let what = if self.is_campaign() {
             "campaign run"

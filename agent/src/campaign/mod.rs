@@ -391,7 +391,7 @@ impl Campaign {
         let strategy = crate::search::from_config(&self.config);
         let mut engine = Engine::new(self, Purpose::Campaign, strategy, self.proposer.clone())?;
         self.archive.log_event(
-            "campaign",
+            autoarch_archive::EventKind::Campaign,
             &format!(
                 "run started ({} strategy, {} proposer; {} s spent before)",
                 self.config.search.strategy.as_str(),

@@ -149,7 +149,11 @@ impl Generator<'_> {
             }
         }
         if k % 50 == 10 {
-            archive.log_event("note", &format!("#{id} looks promising"), Some(id))?;
+            archive.log_event(
+                autoarch_archive::EventKind::Analysis,
+                &format!("#{id} looks promising"),
+                Some(id),
+            )?;
         }
         Ok(id)
     }
@@ -164,7 +168,11 @@ fn finish(archive: &Archive, ids: &[CandidateId], n: usize, xss: bool) -> Result
     if xss {
         let last = *ids.last().expect("at least one candidate");
         archive.add_insight(&format!("insight {}", PAYLOADS[1]), &[last])?;
-        archive.log_event("note", &format!("event {}", PAYLOADS[0]), Some(last))?;
+        archive.log_event(
+            autoarch_archive::EventKind::Analysis,
+            &format!("event {}", PAYLOADS[0]),
+            Some(last),
+        )?;
     }
     let mut config = CampaignConfig::embedded();
     config.name = "fixture".into();
