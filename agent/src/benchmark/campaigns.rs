@@ -93,21 +93,40 @@ pub(super) fn campaign_result(
                 .flatten(),
             });
         }
-        if !own {
-            continue;
-        }
-        r.candidates += 1;
-        r.tokens += c.tokens.prompt + c.tokens.completion;
-        r.cost_usd += c.cost_usd;
-        if c.traced() {
-            r.traced += 1;
-        }
-        if c.duplicate_of.is_some() {
-            r.duplicates += 1;
-        } else if !c.traced() || l.summary.status == CandidateStatus::Failed {
-            r.failed += 1;
+        if own {
+            tally(&mut r, l);
         }
     }
+    (r.compared, r.improved) = improvements(&listed, &short, sigma);
+    r.curve = curve(events);
+    r.search_score = ranking::best(archive)?.and_then(|l| l.summary.score());
+    Ok(r)
+}
+
+/// Counts one of the campaign's own proposals: traced, duplicate or failed, and its LLM cost.
+fn tally(r: &mut CampaignResult, l: &Listed) {
+    let c = &l.candidate;
+    r.candidates += 1;
+    r.tokens += c.tokens.prompt + c.tokens.completion;
+    r.cost_usd += c.cost_usd;
+    if c.traced() {
+        r.traced += 1;
+    }
+    if c.duplicate_of.is_some() {
+        r.duplicates += 1;
+    } else if !c.traced() || l.summary.status == CandidateStatus::Failed {
+        r.failed += 1;
+    }
+}
+
+/// Of the proposals scored at the short budget whose first parent was too: how many, and how
+/// many beat that parent by more than 2σ.
+fn improvements(
+    listed: &[Listed],
+    short: &std::collections::HashMap<u64, f64>,
+    sigma: f64,
+) -> (usize, usize) {
+    let (mut compared, mut improved) = (0, 0);
     for l in listed
         .iter()
         .filter(|l| l.candidate.proposer != ProposerKind::Seed)
@@ -115,15 +134,13 @@ pub(super) fn campaign_result(
         let child = short.get(&l.candidate.id);
         let parent = l.candidate.parents.first().and_then(|p| short.get(p));
         if let (Some(c), Some(p)) = (child, parent) {
-            r.compared += 1;
+            compared += 1;
             if c - p > 2.0 * sigma {
-                r.improved += 1;
+                improved += 1;
             }
         }
     }
-    r.curve = curve(events);
-    r.search_score = ranking::best(archive)?.and_then(|l| l.summary.score());
-    Ok(r)
+    (compared, improved)
 }
 
 /// The campaign record's state (the default for an archive without one).

@@ -31,58 +31,7 @@ pub(super) fn lower(
             }
             y.reshape(out_shape)
         }
-        Op::Conv1d {
-            stride,
-            padding,
-            dilation,
-            groups,
-            bias,
-            ..
-        } => {
-            let d = at.in_dims(0);
-            let w = at.p(0);
-            let [.., wo, wc, wk] = w.dims();
-            let b = bias.then(|| at.p(1).reshape([wo]));
-            let options = ConvOptions::new(
-                [*stride as usize],
-                [*padding as usize],
-                [*dilation as usize],
-                *groups as usize,
-            );
-            conv1d(
-                args.next()?.reshape([d[0], d[1], d[2]]),
-                w.reshape([wo, wc, wk]),
-                b,
-                options,
-            )
-            .reshape(out_shape)
-        }
-        Op::Conv2d {
-            stride,
-            padding,
-            dilation,
-            groups,
-            bias,
-            ..
-        } => {
-            let d = at.in_dims(0);
-            let w = at.p(0);
-            let [.., wo, wc, kh, kw] = w.dims();
-            let b = bias.then(|| at.p(1).reshape([wo]));
-            let options = ConvOptions::new(
-                [stride[0] as usize, stride[1] as usize],
-                [padding[0] as usize, padding[1] as usize],
-                [dilation[0] as usize, dilation[1] as usize],
-                *groups as usize,
-            );
-            conv2d(
-                args.next()?.reshape([d[0], d[1], d[2], d[3]]),
-                w.reshape([wo, wc, kh, kw]),
-                b,
-                options,
-            )
-            .reshape(out_shape)
-        }
+        Op::Conv1d { .. } | Op::Conv2d { .. } => convolution(at, args.next()?),
         Op::Embedding { .. } => return Err(at.error("embedding needs int ids")),
         Op::LayerNorm { eps } => {
             let x = args.next()?;
@@ -97,23 +46,83 @@ pub(super) fn lower(
             x / (ms + *eps).sqrt() * at.p(0)
         }
         Op::BatchNorm { eps, momentum } => batch_norm(at, args.next()?, *eps, *momentum, updates),
-        Op::GroupNorm { groups, eps } => {
-            let x = args.next()?;
-            let d = at.in_dims(0);
-            let g = *groups as usize;
-            let per_group = d.iter().product::<usize>() / d[0] / g;
-            let grouped: Tensor<3> = x.reshape([d[0], g, per_group]);
-            let mean = grouped.clone().mean_dim(2);
-            let centred = grouped - mean;
-            let var = centred.clone().square().mean_dim(2);
-            let normed: T = (centred / (var + *eps).sqrt()).reshape(out_shape);
-            let ch = at.axis(0, 1);
-            let mut channel_shape = [1; RANK];
-            channel_shape[ch] = d[1];
-            normed * at.p(0).reshape(channel_shape) + at.p(1).reshape(channel_shape)
-        }
+        Op::GroupNorm { groups, eps } => group_norm(at, args.next()?, *groups as usize, *eps),
         op => not_in_family(op, "layers"),
     })
+}
+
+/// A 1-D or 2-D convolution with the node's kernel (and bias).
+fn convolution(at: &At, x: T) -> T {
+    let d = at.in_dims(0);
+    let w = at.p(0);
+    match &at.node.op {
+        Op::Conv1d {
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            ..
+        } => {
+            let [.., wo, wc, wk] = w.dims();
+            let b = bias.then(|| at.p(1).reshape([wo]));
+            let options = ConvOptions::new(
+                [*stride as usize],
+                [*padding as usize],
+                [*dilation as usize],
+                *groups as usize,
+            );
+            conv1d(
+                x.reshape([d[0], d[1], d[2]]),
+                w.reshape([wo, wc, wk]),
+                b,
+                options,
+            )
+            .reshape(at.out_shape)
+        }
+        Op::Conv2d {
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            ..
+        } => {
+            let [.., wo, wc, kh, kw] = w.dims();
+            let b = bias.then(|| at.p(1).reshape([wo]));
+            let pair = |v: &[u64; 2]| [v[0] as usize, v[1] as usize];
+            let options = ConvOptions::new(
+                pair(stride),
+                pair(padding),
+                pair(dilation),
+                *groups as usize,
+            );
+            conv2d(
+                x.reshape([d[0], d[1], d[2], d[3]]),
+                w.reshape([wo, wc, kh, kw]),
+                b,
+                options,
+            )
+            .reshape(at.out_shape)
+        }
+        op => not_in_family(op, "convolutions"),
+    }
+}
+
+/// Group norm: each sample's channels normalised in `groups` groups, then scaled and shifted
+/// per channel.
+fn group_norm(at: &At, x: T, groups: usize, eps: f64) -> T {
+    let d = at.in_dims(0);
+    let per_group = d.iter().product::<usize>() / d[0] / groups;
+    let grouped: Tensor<3> = x.reshape([d[0], groups, per_group]);
+    let mean = grouped.clone().mean_dim(2);
+    let centred = grouped - mean;
+    let var = centred.clone().square().mean_dim(2);
+    let normed: T = (centred / (var + eps).sqrt()).reshape(at.out_shape);
+    let ch = at.axis(0, 1);
+    let mut channel_shape = [1; RANK];
+    channel_shape[ch] = d[1];
+    normed * at.p(0).reshape(channel_shape) + at.p(1).reshape(channel_shape)
 }
 
 /// Looks token ids up in the node's table.
