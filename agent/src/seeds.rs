@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use autoarch_sandbox::TaskKind;
+
 /// Every library seed: (file stem, source).
 pub const LIBRARY: &[(&str, &str)] = &[
     ("cnn", include_str!("../../seeds/cnn.star")),
@@ -40,11 +42,7 @@ pub const LIBRARY: &[(&str, &str)] = &[
 /// same `[B, SEQ_LEN]` tokens in, `[B, SEQ_LEN, VOCAB]` out), and the image seeds (written for
 /// `digits`) also fit `fashion`; they use the task's constants, not fixed sizes.
 pub fn for_task(task: &str) -> Vec<(&'static str, &'static str)> {
-    let family = match task {
-        "charlm" | "fuzzy_recall" | "noisy_recall" | "selective_copy" | "memorization" => "mqar",
-        "fashion" => "digits",
-        other => other,
-    };
+    let family = TaskKind::from_name(task).map_or(task, |k| k.seed_task().name());
     LIBRARY
         .iter()
         .filter(|(_, code)| Header::parse(code).task().as_deref() == Some(family))

@@ -194,8 +194,8 @@ fn ops_and_tasks_list_what_the_language_offers() {
 
     let out = autoarch(&["tasks"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    for task in autoarch_evaluator::task::TASK_NAMES {
-        assert!(text.contains(task), "{text}");
+    for task in autoarch_sandbox::TaskKind::ALL {
+        assert!(text.contains(task.name()), "{text}");
     }
 }
 

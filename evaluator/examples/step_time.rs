@@ -24,7 +24,9 @@ fn main() -> Result<(), String> {
     let batch: usize = batch.parse().map_err(|e| format!("BATCH: {e}"))?;
     let steps: usize = steps.parse().map_err(|e| format!("STEPS: {e}"))?;
     let code = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
-    let task = Task::synthetic(task_name, batch * 4, 0).map_err(|e| e.to_string())?;
+    let kind = autoarch_sandbox::TaskKind::from_name(task_name)
+        .ok_or_else(|| format!("unknown task {task_name:?}"))?;
+    let task = Task::synthetic(kind, batch * 4, 0).map_err(|e| e.to_string())?;
     let traced = match trace(&code, &TraceConfig::new(task.shape.clone())) {
         TraceOutcome::Ok(t) => t,
         TraceOutcome::Invalid { diagnostics } => {

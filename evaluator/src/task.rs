@@ -33,7 +33,7 @@
 
 use std::path::{Path, PathBuf};
 
-use autoarch_sandbox::{DType, Shape, TaskShape};
+use autoarch_sandbox::{DType, Shape, TaskKind, TaskShape};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -86,6 +86,17 @@ impl TaskConfig {
             name: name.to_string(),
             ..TaskConfig::default()
         }
+    }
+
+    /// The task its name calls for; an unknown name is refused with the list of tasks.
+    pub fn kind(&self) -> Result<TaskKind, TaskError> {
+        TaskKind::from_name(&self.name).ok_or_else(|| {
+            TaskError::Options(format!(
+                "unknown task {:?}; tasks are {}",
+                self.name,
+                TaskKind::listed()
+            ))
+        })
     }
 }
 
@@ -187,8 +198,8 @@ impl Generator {
     /// The generator with `config`'s options over the defaults, and the options it uses.
     fn named(c: &TaskConfig) -> Option<(Generator, &'static [TaskOption])> {
         use TaskOption::{Copy, KvPairs, MapSeed, Motif, Noise, SeqLen, Vocab};
-        Some(match c.name.as_str() {
-            "mqar" => {
+        Some(match c.kind().ok()? {
+            TaskKind::Mqar => {
                 let d = Mqar::default();
                 let g = Generator::Mqar(Mqar {
                     seq_len: c.seq_len.unwrap_or(d.seq_len),
@@ -197,7 +208,7 @@ impl Generator {
                 });
                 (g, &[SeqLen, Vocab, KvPairs])
             }
-            "fuzzy_recall" => {
+            TaskKind::FuzzyRecall => {
                 let d = FuzzyRecall::default();
                 let g = Generator::FuzzyRecall(FuzzyRecall {
                     seq_len: c.seq_len.unwrap_or(d.seq_len),
@@ -207,7 +218,7 @@ impl Generator {
                 });
                 (g, &[SeqLen, Vocab, KvPairs, Motif])
             }
-            "noisy_recall" => {
+            TaskKind::NoisyRecall => {
                 let d = NoisyRecall::default();
                 let g = Generator::NoisyRecall(NoisyRecall {
                     seq_len: c.seq_len.unwrap_or(d.seq_len),
@@ -217,7 +228,7 @@ impl Generator {
                 });
                 (g, &[SeqLen, Vocab, KvPairs, Noise])
             }
-            "selective_copy" => {
+            TaskKind::SelectiveCopy => {
                 let d = SelectiveCopy::default();
                 let g = Generator::SelectiveCopy(SelectiveCopy {
                     seq_len: c.seq_len.unwrap_or(d.seq_len),
@@ -226,7 +237,7 @@ impl Generator {
                 });
                 (g, &[SeqLen, Vocab, Copy])
             }
-            "memorization" => {
+            TaskKind::Memorization => {
                 let d = Memorization::default();
                 let g = Generator::Memorization(Memorization::new(
                     c.seq_len.unwrap_or(d.seq_len()),
@@ -267,12 +278,12 @@ pub struct Reference {
 /// is the share of the unigram model's bits a design removes. `None` for `custom`, for settings the task refuses, and
 /// for `charlm` when its text cannot be read.
 pub fn reference_scores(config: &TaskConfig) -> Option<Reference> {
-    match config.name.as_str() {
-        "digits" | "fashion" => Some(Reference {
+    match config.kind().ok()? {
+        TaskKind::Digits | TaskKind::Fashion => Some(Reference {
             chance: 0.1,
             ceiling: 1.0,
         }),
-        "charlm" => {
+        TaskKind::Charlm => {
             let path = data_path(config).ok()?;
             let text = std::fs::read_to_string(path).ok()?;
             let corpus = CharCorpus::from_text(&text, 0.1).ok()?;
@@ -291,19 +302,6 @@ pub fn reference_scores(config: &TaskConfig) -> Option<Reference> {
         }),
     }
 }
-
-/// The task names `autoarch eval --task` accepts.
-pub const TASK_NAMES: &[&str] = &[
-    "mqar",
-    "fuzzy_recall",
-    "noisy_recall",
-    "selective_copy",
-    "memorization",
-    "charlm",
-    "digits",
-    "fashion",
-    "custom",
-];
 
 /// How the loss is computed from the model output and the targets.
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -400,7 +398,7 @@ enum Source {
 /// A loaded task.
 #[derive(Clone, Debug)]
 pub struct Task {
-    pub name: String,
+    pub kind: TaskKind,
     pub shape: TaskShape,
     pub loss: Loss,
     /// The number of distinct token ids an int input holds (embeddings must cover it).
@@ -419,12 +417,12 @@ fn token_batch(b: TokenBatch) -> Batch {
 }
 
 /// Where the data of a task is looked for when `--data` is not given.
-pub fn default_data(name: &str) -> Vec<PathBuf> {
+pub fn default_data(kind: TaskKind) -> Vec<PathBuf> {
     let here = |p: &str| PathBuf::from(p);
-    match name {
-        "charlm" => vec![here("data/shakespeare.txt")],
-        "digits" => vec![here("data/digits")],
-        "fashion" => vec![
+    match kind {
+        TaskKind::Charlm => vec![here("data/shakespeare.txt")],
+        TaskKind::Digits => vec![here("data/digits")],
+        TaskKind::Fashion => vec![
             here("/usr/share/datasets/fashion-mnist"),
             here("data/fashion-mnist"),
         ],
@@ -442,7 +440,7 @@ fn data_path(config: &TaskConfig) -> Result<PathBuf, TaskError> {
         }
         return Ok(p.clone());
     }
-    let candidates = default_data(&config.name);
+    let candidates = default_data(config.kind()?);
     candidates
         .iter()
         .find(|p| p.exists())
@@ -479,10 +477,10 @@ fn find_file(dir: &Path, names: &[&str]) -> Result<PathBuf, TaskError> {
 impl Task {
     /// Loads (or generates) the task's data. Validation sets are fixed by `seed`.
     pub fn load(config: &TaskConfig, seed: u64) -> Result<Task, TaskError> {
-        match config.name.as_str() {
-            "charlm" => Task::charlm(config),
-            "digits" | "fashion" => Task::images(config, seed),
-            "custom" => {
+        match config.kind()? {
+            TaskKind::Charlm => Task::charlm(config),
+            kind @ (TaskKind::Digits | TaskKind::Fashion) => Task::images(config, kind, seed),
+            TaskKind::Custom => {
                 refuse_unused(config, &[TaskOption::Data])?;
                 let path = config.data.clone().ok_or_else(|| {
                     TaskError::Options(
@@ -492,31 +490,32 @@ impl Task {
                 })?;
                 Task::from_custom(crate::custom::load(&path)?, seed)
             }
-            _ => match Generator::from_config(config) {
-                Some(generator) => Task::generated(config, generator?, seed),
-                None => Err(TaskError::Options(format!(
-                    "unknown task {:?}; tasks are {}",
-                    config.name,
-                    TASK_NAMES.join(", ")
-                ))),
+            kind => match Generator::from_config(config) {
+                Some(generator) => Task::generated(config, kind, generator?, seed),
+                None => unreachable!("{kind} is a generated task"),
             },
         }
     }
 
     /// A task generated in code, its validation set drawn from `seed`.
-    fn generated(config: &TaskConfig, generator: Generator, seed: u64) -> Result<Task, TaskError> {
+    fn generated(
+        config: &TaskConfig,
+        kind: TaskKind,
+        generator: Generator,
+        seed: u64,
+    ) -> Result<Task, TaskError> {
         let g = generator.task();
         let validation = g.validation(seed, config.validation_size.unwrap_or(VALIDATION_SIZE));
         let description =
-            TaskShape::by_name(&config.name).map_or_else(|| config.name.clone(), |t| t.description);
+            TaskShape::by_name(kind.name()).map_or_else(String::new, |t| t.description);
         let shape = TaskShape::sequence(
-            &config.name,
+            kind.name(),
             &description,
             g.seq_len() as u64,
             g.vocab() as u64,
         );
         Ok(Task {
-            name: config.name.clone(),
+            kind,
             shape,
             loss: Loss::CrossEntropy { classes: g.vocab() },
             vocab: Some(g.vocab() as u64),
@@ -548,7 +547,7 @@ impl Task {
             CHAR_VOCAB as u64,
         );
         Ok(Task {
-            name: "charlm".into(),
+            kind: TaskKind::Charlm,
             shape,
             loss: Loss::CrossEntropy {
                 classes: CHAR_VOCAB,
@@ -563,10 +562,10 @@ impl Task {
     }
 
     /// 8×8 digits or Fashion-MNIST images.
-    fn images(config: &TaskConfig, seed: u64) -> Result<Task, TaskError> {
+    fn images(config: &TaskConfig, kind: TaskKind, seed: u64) -> Result<Task, TaskError> {
         refuse_unused(config, &[TaskOption::Data])?;
         let path = data_path(config)?;
-        let (train, validation) = if config.name == "digits" {
+        let (train, validation) = if kind == TaskKind::Digits {
             let file = if path.is_dir() {
                 find_file(&path, &["digits.csv"])?
             } else {
@@ -593,9 +592,9 @@ impl Task {
             validation.floats = b.floats;
             validation.int_targets = b.int_targets;
         }
-        let shape = TaskShape::by_name(&config.name).expect("a built-in task");
+        let shape = TaskShape::by_name(kind.name()).expect("a built-in task");
         Ok(Task {
-            name: config.name.clone(),
+            kind,
             shape,
             loss: Loss::CrossEntropy { classes: 10 },
             vocab: None,
@@ -608,9 +607,9 @@ impl Task {
 
     /// Random data with the shapes, loss and vocabulary of a built-in task: for timing steps
     /// without data files (the step benchmark), not for judging architectures.
-    pub fn synthetic(name: &str, count: usize, seed: u64) -> Result<Task, TaskError> {
-        let shape = TaskShape::by_name(name)
-            .ok_or_else(|| TaskError::Options(format!("unknown task {name:?}")))?;
+    pub fn synthetic(kind: TaskKind, count: usize, seed: u64) -> Result<Task, TaskError> {
+        let shape = TaskShape::by_name(kind.name())
+            .ok_or_else(|| TaskError::Options(format!("task {kind} has no built-in shape")))?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let per: usize = shape.input.dims().iter().map(|d| d.size as usize).product();
         let out: Vec<usize> = shape
@@ -656,7 +655,7 @@ impl Task {
             float_targets: Vec::new(),
         };
         Ok(Task {
-            name: name.to_string(),
+            kind,
             shape,
             loss: Loss::CrossEntropy { classes },
             vocab,
@@ -740,7 +739,7 @@ impl Task {
             constants,
         };
         Ok(Task {
-            name: "custom".into(),
+            kind: TaskKind::Custom,
             shape,
             loss,
             vocab,
@@ -809,7 +808,7 @@ impl Task {
 
     /// Names of the metrics this task reports, besides `val_loss`.
     pub fn reports_bpc(&self) -> bool {
-        self.name == "charlm"
+        self.kind == TaskKind::Charlm
     }
 }
 

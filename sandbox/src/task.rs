@@ -5,6 +5,111 @@ use serde::{Deserialize, Serialize};
 
 use crate::shape::{DType, Shape};
 
+/// The tasks autoarch knows by name. Configurations and records keep the name (`snake_case`,
+/// as [`TaskKind::name`] writes it); code branches on the kind.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    Mqar,
+    FuzzyRecall,
+    NoisyRecall,
+    SelectiveCopy,
+    Memorization,
+    Charlm,
+    Digits,
+    Fashion,
+    /// A task described by the user's TOML file.
+    Custom,
+}
+
+/// What a task's data is, which decides which library seeds fit it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TaskForm {
+    /// `[B, SEQ_LEN]` tokens in, `[B, SEQ_LEN, VOCAB]` scores out.
+    Tokens,
+    /// `[B, C, H, W]` images in, `[B, NUM_CLASSES]` scores out.
+    Images,
+    /// Whatever the user's task file says.
+    Custom,
+}
+
+impl TaskKind {
+    /// Every task, in the order messages list them.
+    pub const ALL: [TaskKind; 9] = [
+        TaskKind::Mqar,
+        TaskKind::FuzzyRecall,
+        TaskKind::NoisyRecall,
+        TaskKind::SelectiveCopy,
+        TaskKind::Memorization,
+        TaskKind::Charlm,
+        TaskKind::Digits,
+        TaskKind::Fashion,
+        TaskKind::Custom,
+    ];
+
+    /// The name configurations, the command line and records use.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::Mqar => "mqar",
+            TaskKind::FuzzyRecall => "fuzzy_recall",
+            TaskKind::NoisyRecall => "noisy_recall",
+            TaskKind::SelectiveCopy => "selective_copy",
+            TaskKind::Memorization => "memorization",
+            TaskKind::Charlm => "charlm",
+            TaskKind::Digits => "digits",
+            TaskKind::Fashion => "fashion",
+            TaskKind::Custom => "custom",
+        }
+    }
+
+    /// The task called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<TaskKind> {
+        TaskKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Every task's name, comma-separated, for messages.
+    pub fn listed() -> String {
+        TaskKind::ALL.map(TaskKind::name).join(", ")
+    }
+
+    /// What its data is.
+    pub fn form(self) -> TaskForm {
+        match self {
+            TaskKind::Digits | TaskKind::Fashion => TaskForm::Images,
+            TaskKind::Custom => TaskForm::Custom,
+            _ => TaskForm::Tokens,
+        }
+    }
+
+    /// Generated in code from a seed (the synthetic sequence tasks), rather than read from data.
+    pub fn is_generated(self) -> bool {
+        matches!(
+            self,
+            TaskKind::Mqar
+                | TaskKind::FuzzyRecall
+                | TaskKind::NoisyRecall
+                | TaskKind::SelectiveCopy
+                | TaskKind::Memorization
+        )
+    }
+
+    /// The task the library's seeds for this one are written for: the token seeds are written
+    /// for `mqar` and fit every token task, the image seeds for `digits` and fit `fashion`.
+    pub fn seed_task(self) -> TaskKind {
+        match self.form() {
+            TaskForm::Tokens => TaskKind::Mqar,
+            TaskForm::Images => TaskKind::Digits,
+            TaskForm::Custom => TaskKind::Custom,
+        }
+    }
+}
+
+impl std::fmt::Display for TaskKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
 /// The interface between a task and an architecture.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub struct TaskShape {
@@ -116,5 +221,44 @@ impl TaskShape {
 
     pub fn names() -> Vec<String> {
         TaskShape::builtin().into_iter().map(|t| t.name).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_is_stored_as_its_name_and_read_back() {
+        for kind in TaskKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.name()));
+            assert_eq!(serde_json::from_str::<TaskKind>(&json).unwrap(), kind);
+            assert_eq!(TaskKind::from_name(kind.name()), Some(kind));
+            assert_eq!(format!("{kind:>14}"), format!("{:>14}", kind.name()));
+        }
+        assert_eq!(TaskKind::from_name("MQAR"), None);
+    }
+
+    #[test]
+    fn every_builtin_shape_is_a_kind_and_every_kind_but_custom_has_a_shape() {
+        let shapes = TaskShape::names();
+        for kind in TaskKind::ALL {
+            assert_eq!(
+                shapes.iter().any(|n| n == kind.name()),
+                kind != TaskKind::Custom,
+                "{kind}"
+            );
+        }
+        assert_eq!(shapes.len(), TaskKind::ALL.len() - 1);
+    }
+
+    #[test]
+    fn seeds_are_shared_within_a_form() {
+        assert_eq!(TaskKind::Charlm.seed_task(), TaskKind::Mqar);
+        assert_eq!(TaskKind::NoisyRecall.seed_task(), TaskKind::Mqar);
+        assert_eq!(TaskKind::Fashion.seed_task(), TaskKind::Digits);
+        assert_eq!(TaskKind::Custom.seed_task(), TaskKind::Custom);
+        assert!(TaskKind::Memorization.is_generated() && !TaskKind::Charlm.is_generated());
     }
 }

@@ -6,11 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use autoarch_evaluator::task::TASK_NAMES;
 use autoarch_evaluator::{
     EvalResult, Evaluator, Job, JobLimits, Progress, Status, TaskConfig, TrainConfig,
 };
-use autoarch_sandbox::{render_all, Limits};
+use autoarch_sandbox::{render_all, Limits, TaskKind};
 
 use autoarch_agent::seeds::Header;
 
@@ -83,10 +82,10 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| Header::parse(&code).task())
         .unwrap_or_else(|| "mqar".to_string());
-    if !TASK_NAMES.contains(&task.as_str()) {
+    if TaskKind::from_name(&task).is_none() {
         return Err(UsageError(format!(
             "unknown task {task:?}; tasks are {}",
-            TASK_NAMES.join(", ")
+            TaskKind::listed()
         ))
         .into());
     }

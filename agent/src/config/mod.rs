@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use autoarch_evaluator::task::TASK_NAMES;
 use autoarch_evaluator::TaskConfig;
+use autoarch_sandbox::TaskKind;
 use serde::{Deserialize, Serialize};
 
 use crate::seeds::SeedSpec;
@@ -227,10 +227,10 @@ impl CampaignConfig {
         if self.name.trim().is_empty() {
             return bad("name", "must not be empty");
         }
-        if !TASK_NAMES.contains(&self.task.name.as_str()) {
+        if TaskKind::from_name(&self.task.name).is_none() {
             return bad(
                 "task.name",
-                &format!("must be one of {}", TASK_NAMES.join(", ")),
+                &format!("must be one of {}", TaskKind::listed()),
             );
         }
         if self.seeds.is_empty() {
