@@ -19,40 +19,9 @@ use autoarch_sandbox::{TraceConfig, TraceOutcome};
 
 use crate::config::{EvaluationConfig, Launcher};
 
-/// The machine cannot evaluate or trace anything until someone fixes it.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum MachineError {
-    #[error(transparent)]
-    Evaluate(#[from] autoarch_evaluator::MachineError),
-    /// The trace child could not start, or answered something that is not a trace.
-    #[error("the tracer failed: {0}")]
-    Trace(String),
-    /// A remote worker was lost — while it ran the job (`took_job`), or before it could take
-    /// it — and the pool goes on with the workers it has: the job did not end and goes back in
-    /// the queue. Never the candidate's outcome, and not a reason to stop by itself.
-    #[error("{message}")]
-    Lost { message: String, took_job: bool },
-}
-
-impl MachineError {
-    /// What to do about it, in a sentence.
-    pub fn fix(&self) -> &'static str {
-        match self {
-            MachineError::Evaluate(e) => e.fix(),
-            MachineError::Trace(_) => {
-                "check that the autoarch binary can start its trace process here, then run the same command again"
-            }
-            MachineError::Lost { .. } => {
-                "check the nodes and the launcher (srun, ssh), then run the same command again"
-            }
-        }
-    }
-
-    /// The cause and the fix, for messages.
-    pub fn explained(&self) -> String {
-        format!("{self}; {}", self.fix())
-    }
-}
+/// The machine cannot evaluate or trace anything until someone fixes it, or a worker was lost:
+/// the evaluator's error, which the trace child's failures join.
+pub use autoarch_evaluator::MachineError;
 
 /// The autoarch binary that workers and the trace child are started from.
 #[derive(Clone, Debug)]
@@ -68,6 +37,12 @@ impl Binary {
     /// `campaign`.
     pub fn workers(&self, config: &EvaluationConfig, campaign: &str) -> ProcessPool {
         ProcessPool::new(worker_command(config, campaign, &self.exe), config.workers)
+    }
+
+    /// One worker of this binary on this machine (`EXE worker`), as `autoarch eval` and a
+    /// supervising remote worker run their jobs.
+    pub fn local_worker(&self) -> WorkerCommand {
+        WorkerCommand::local(self.exe.clone())
     }
 
     /// The tracer that runs code in the trace child.
@@ -204,8 +179,8 @@ struct Slot {
 /// Worker processes (`autoarch worker`), each running one job at a time with its limits.
 ///
 /// Local workers are the pool's own children, and their failures are the job's outcomes or the
-/// machine's ([`MachineError::Evaluate`]). A remote worker that is lost mid-job is started again
-/// after a backoff, and the job is handed back ([`MachineError::Lost`]) for the loop to queue
+/// machine's. A remote worker that is lost mid-job is started again
+/// after a backoff, and the job is handed back ([`MachineError::WorkerLost`]) for the loop to queue
 /// again; a remote worker that cannot be started after [`START_RETRIES`] more tries is given up,
 /// and the pool goes on with the others. When none is left, the pool fails with the cause.
 pub struct ProcessPool {
@@ -241,25 +216,22 @@ impl ProcessPool {
     fn settle(
         &self,
         mut slot: Slot,
-        result: Result<EvalResult, autoarch_evaluator::MachineError>,
+        result: Result<EvalResult, MachineError>,
     ) -> Result<EvalResult, MachineError> {
-        use autoarch_evaluator::MachineError as E;
+        use MachineError as E;
         match result {
-            Err(E::WorkerLost(message)) => {
+            Err(e @ E::WorkerLost { .. }) => {
                 slot.failures += 1;
                 self.put_back(slot);
-                Err(MachineError::Lost {
-                    message,
-                    took_job: true,
-                })
+                Err(e)
             }
             Err(e @ E::WorkerStart { .. }) => {
                 let dead = self.dead.fetch_add(1, Ordering::SeqCst) + 1;
                 let left = self.capacity.saturating_sub(dead);
                 if left == 0 {
-                    return Err(MachineError::Evaluate(e));
+                    return Err(e);
                 }
-                Err(MachineError::Lost {
+                Err(MachineError::WorkerLost {
                     message: format!(
                         "{e} ({} tries); going on with {left} worker{}",
                         START_RETRIES + 1,
@@ -296,14 +268,14 @@ fn run_remote(
     job: &Job,
     limits: JobLimits,
     cancel: &CancelFlag,
-) -> Result<EvalResult, autoarch_evaluator::MachineError> {
+) -> Result<EvalResult, MachineError> {
     if slot.failures > 0 {
         pause(backoff(slot.failures), cancel);
     }
     let mut tries = 0;
     loop {
         match slot.evaluator.evaluate(job, limits, &mut |_| {}) {
-            Err(autoarch_evaluator::MachineError::WorkerStart { .. })
+            Err(MachineError::WorkerStart { .. })
                 if tries < START_RETRIES && pause(backoff(tries + 1), cancel) =>
             {
                 tries += 1;
@@ -361,9 +333,7 @@ impl Evaluate for ProcessPool {
         })
         .await
         .map_err(|e| {
-            MachineError::Evaluate(autoarch_evaluator::MachineError::Protocol(format!(
-                "the thread waiting on a worker failed: {e}"
-            )))
+            MachineError::Protocol(format!("the thread waiting on a worker failed: {e}"))
         })?;
         if remote {
             return self.settle(slot, result);
@@ -548,7 +518,7 @@ pub mod testing {
         /// The worker was lost (mid-job when `took_job`): the pool hands the job back.
         pub fn lost(message: &str, took_job: bool, seconds: f64) -> Scripted {
             Scripted {
-                result: Err(MachineError::Lost {
+                result: Err(MachineError::WorkerLost {
                     message: message.to_string(),
                     took_job,
                 }),
@@ -557,9 +527,9 @@ pub mod testing {
         }
 
         /// The machine cannot evaluate.
-        pub fn machine(e: autoarch_evaluator::MachineError) -> Scripted {
+        pub fn machine(e: MachineError) -> Scripted {
             Scripted {
-                result: Err(MachineError::Evaluate(e)),
+                result: Err(e),
                 seconds: 0.0,
             }
         }

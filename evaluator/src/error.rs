@@ -78,10 +78,15 @@ pub enum MachineError {
     /// The worker is not the same autoarch as the campaign.
     #[error("the worker was refused: this campaign runs {ours}, the worker is {theirs}")]
     Handshake { ours: String, theirs: String },
-    /// A remote worker died while it ran a job (its launcher exited, the node died, the job was
-    /// preempted): the job did not end, so it says nothing about the candidate.
-    #[error("a worker was lost: {0}")]
-    WorkerLost(String),
+    /// A remote worker was lost — while it ran the job (`took_job`: its launcher exited, the
+    /// node died, the job was preempted), or before it could take it — and the pool goes on
+    /// with the workers it has: the job did not end and goes back in the queue. Never the
+    /// candidate's outcome, and not a reason to stop by itself.
+    #[error("a worker was lost: {message}")]
+    WorkerLost { message: String, took_job: bool },
+    /// The trace child could not start, or answered something that is not a trace.
+    #[error("the tracer failed: {0}")]
+    Trace(String),
 }
 
 impl MachineError {
@@ -110,10 +115,20 @@ impl MachineError {
             MachineError::Handshake { .. } => {
                 "put this same autoarch build on every node that runs workers, then run the same command again"
             }
-            MachineError::WorkerLost(_) => {
+            MachineError::WorkerLost { .. } => {
                 "check the nodes and the launcher (srun, ssh), then run the same command again"
             }
+            MachineError::Trace(_) => {
+                "check that the autoarch binary can start its trace process here, then run the same command again"
+            }
         }
+    }
+}
+
+impl MachineError {
+    /// The cause and the fix, for messages.
+    pub fn explained(&self) -> String {
+        format!("{self}; {}", self.fix())
     }
 }
 

@@ -9,10 +9,13 @@
 //! subcommand); it reads one JSON [`TraceRequest`] on stdin and writes one [`TraceOutcome`] on
 //! stdout.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -90,6 +93,97 @@ pub fn signal_group(leader: u32, signal: libc::c_int) {
     }
 }
 
+/// A command for `program` with its three standard streams piped: how the trace child and the
+/// evaluator's workers are started (each then confined, or put in its own group).
+pub fn piped(program: &std::path::Path, args: &[String]) -> Command {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Waits for `child` to exit, polling every `poll`, for at most `within`: its status, or `None`
+/// if it still runs.
+pub fn wait_within(
+    child: &mut Child,
+    within: Duration,
+    poll: Duration,
+) -> std::io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(poll);
+    }
+}
+
+/// Whether a dead child's last words say it ran out of memory (Rust's allocation failure, an
+/// OOM from a library, a collection that could not grow).
+pub fn out_of_memory(stderr: &str) -> bool {
+    stderr.contains("memory allocation of")
+        || stderr.contains("out of memory")
+        || stderr.contains("OutOfMemory")
+        || stderr.contains("capacity overflow")
+}
+
+/// The end of what a child writes to a pipe (its stderr): a thread reads the pipe until it
+/// closes and keeps the last `keep` bytes, so a chatty child can neither block on a full pipe nor
+/// fill the parent's memory.
+pub struct PipeTail {
+    bytes: Arc<Mutex<VecDeque<u8>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl PipeTail {
+    /// Starts reading `pipe`.
+    pub fn read(mut pipe: impl Read + Send + 'static, keep: usize) -> PipeTail {
+        let bytes = Arc::new(Mutex::new(VecDeque::new()));
+        let kept = Arc::clone(&bytes);
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let mut k = kept.lock().unwrap_or_else(|e| e.into_inner());
+                k.extend(&buf[..n]);
+                let excess = k.len().saturating_sub(keep);
+                k.drain(..excess);
+            }
+        });
+        PipeTail {
+            bytes,
+            reader: Some(reader),
+        }
+    }
+
+    /// The last `lines` lines kept, once the pipe has closed or `wait` has passed (the pipe
+    /// closes when the child's group is gone; a grandchild that holds it is not waited on).
+    pub fn last_lines(&mut self, lines: usize, wait: Duration) -> String {
+        if let Some(reader) = self.reader.take() {
+            let deadline = Instant::now() + wait;
+            while !reader.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if reader.is_finished() {
+                let _ = reader.join();
+            }
+        }
+        let kept = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        let bytes: Vec<u8> = kept.iter().copied().collect();
+        let text = String::from_utf8_lossy(&bytes);
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
 /// Trace `source` in a child process under the limits of `config`.
 pub fn trace_isolated(
     source: &str,
@@ -99,12 +193,7 @@ pub fn trace_isolated(
     let limits = &config.limits;
     let memory = limits.memory_mb.saturating_mul(1024 * 1024);
     let cpu_seconds = limits.deadline_seconds.ceil().max(1.0) as u64 + 1;
-    let mut command = Command::new(&child.program);
-    command
-        .args(&child.args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = piped(&child.program, &child.args);
     confine(&mut command, memory, Some(cpu_seconds));
     let mut proc = command.spawn().map_err(|source| IsolateError::Spawn {
         program: child.program.display().to_string(),
@@ -126,12 +215,7 @@ pub fn trace_isolated(
         let _ = stdout.read_to_end(&mut buf);
         buf
     });
-    let stderr = proc.stderr.take().expect("stderr is piped");
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.take(64 * 1024).read_to_end(&mut buf);
-        buf
-    });
+    let mut stderr = PipeTail::read(proc.stderr.take().expect("stderr is piped"), 64 * 1024);
 
     let deadline =
         Instant::now() + Duration::from_secs_f64(limits.deadline_seconds.max(0.0)) + GRACE;
@@ -141,8 +225,7 @@ pub fn trace_isolated(
     signal_group(pid, libc::SIGKILL);
     let _ = writer.join();
     let out = reader.join().unwrap_or_default();
-    let err = err_reader.join().unwrap_or_default();
-    let err = String::from_utf8_lossy(&err);
+    let err = stderr.last_lines(usize::MAX, Duration::from_millis(500));
     let located =
         |message: String| TraceOutcome::invalid(vec![Diagnostic::at(source, 1, 1, 1, message)]);
 
@@ -169,14 +252,12 @@ pub fn trace_isolated(
 /// was killed for the deadline.
 fn wait_until(proc: &mut Child, deadline: Instant) -> Result<(ExitStatus, bool), IsolateError> {
     let protocol = |e: std::io::Error| IsolateError::Protocol(e.to_string());
-    loop {
-        match proc.try_wait().map_err(protocol)? {
-            Some(status) => return Ok((status, false)),
-            None if Instant::now() >= deadline => {
-                signal_group(proc.id(), libc::SIGKILL);
-                return Ok((proc.wait().map_err(protocol)?, true));
-            }
-            None => std::thread::sleep(Duration::from_millis(5)),
+    let within = deadline.saturating_duration_since(Instant::now());
+    match wait_within(proc, within, Duration::from_millis(5)).map_err(protocol)? {
+        Some(status) => Ok((status, false)),
+        None => {
+            signal_group(proc.id(), libc::SIGKILL);
+            Ok((proc.wait().map_err(protocol)?, true))
         }
     }
 }
@@ -188,10 +269,7 @@ fn failure(status: ExitStatus, err: &str, memory_mb: u64, cpu_seconds: u64) -> S
             "tracing used more than its {memory_mb} MiB memory limit and was stopped; is a list or string growing without bound?"
         )
     };
-    if err.contains("memory allocation")
-        || err.contains("out of memory")
-        || err.contains("capacity overflow")
-    {
+    if out_of_memory(err) {
         return memory_message();
     }
     match status.signal() {
@@ -221,4 +299,57 @@ pub fn serve_child() -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer(&mut stdout, &outcome)?;
     stdout.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shell(script: &str) -> Command {
+        piped(
+            std::path::Path::new("/bin/sh"),
+            &["-c".to_string(), script.to_string()],
+        )
+    }
+
+    #[test]
+    fn a_pipe_tail_keeps_only_the_end_of_a_long_output() {
+        let mut child = shell("i=0; while [ $i -lt 2000 ]; do echo line$i >&2; i=$((i+1)); done")
+            .spawn()
+            .unwrap();
+        let mut tail = PipeTail::read(child.stderr.take().unwrap(), 100);
+        child.wait().unwrap();
+        let text = tail.last_lines(usize::MAX, Duration::from_secs(5));
+        assert!(text.len() <= 100, "{text}");
+        assert!(text.ends_with("line1999"), "{text}");
+        assert_eq!(
+            tail.last_lines(2, Duration::ZERO),
+            "line1998\nline1999",
+            "asked again, the tail is still there"
+        );
+    }
+
+    #[test]
+    fn waiting_within_a_time_says_whether_the_child_ended() {
+        let mut slow = shell("sleep 5").spawn().unwrap();
+        let poll = Duration::from_millis(5);
+        assert_eq!(
+            wait_within(&mut slow, Duration::from_millis(50), poll).unwrap(),
+            None
+        );
+        slow.kill().unwrap();
+        let _ = slow.wait();
+        let mut quick = shell("exit 3").spawn().unwrap();
+        let status = wait_within(&mut quick, Duration::from_secs(5), poll).unwrap();
+        assert_eq!(status.and_then(|s| s.code()), Some(3));
+    }
+
+    #[test]
+    fn out_of_memory_is_read_from_the_last_words() {
+        assert!(out_of_memory(
+            "memory allocation of 8589934592 bytes failed"
+        ));
+        assert!(out_of_memory("thread 'main' panicked: capacity overflow"));
+        assert!(!out_of_memory("index out of bounds"));
+    }
 }

@@ -244,7 +244,7 @@ pub async fn run(
         };
         let (o, lost, result) = done.map_err(|e| MachineError::Trace(e.to_string()))?;
         let r = match result {
-            Err(MachineError::Lost { took_job, .. }) if lost < 3 => {
+            Err(MachineError::WorkerLost { took_job, .. }) if lost < 3 => {
                 queue.push_front((o, lost + u32::from(took_job)));
                 continue;
             }

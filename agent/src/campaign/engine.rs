@@ -697,7 +697,7 @@ impl<'c> Engine<'c> {
         }
         let reservation = self.reserved.remove(&spec);
         let r = match result {
-            Err(MachineError::Lost { message, took_job }) => {
+            Err(MachineError::WorkerLost { message, took_job }) => {
                 return self.requeue(spec, &message, took_job)
             }
             // Nothing is stored: the job is owed again, and runs when the machine is fixed.
@@ -789,7 +789,7 @@ impl<'c> Engine<'c> {
                 spec.candidate,
                 spec.fidelity,
                 spec.seed,
-                MachineError::Lost {
+                MachineError::WorkerLost {
                     message: String::new(),
                     took_job
                 }

@@ -129,7 +129,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_secs_f64(args.timeout),
         memory_mb: args.memory_limit,
     };
-    let mut evaluator = Evaluator::new(super::worker_command()?);
+    let mut evaluator = Evaluator::new(super::binary()?.local_worker());
     let mut progress = |p: Progress| {
         eprintln!(
             "step {:>6}  loss {:>8.4}  {:>3.0}%  {:.1} s",

@@ -173,7 +173,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker { supervise: true } => {
-            autoarch_evaluator::worker::serve_supervised(worker_command()?)
+            autoarch_evaluator::worker::serve_supervised(binary()?.local_worker())
                 .context("supervising worker")?;
             Ok(ExitCode::SUCCESS)
         }
@@ -194,25 +194,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// The trace child: this very binary.
 pub fn trace_child() -> anyhow::Result<autoarch_sandbox::isolate::ChildCommand> {
-    Ok(autoarch_sandbox::isolate::ChildCommand {
-        program: std::env::current_exe().context("locating the autoarch binary")?,
-        args: vec![TRACE_CHILD.to_string()],
-    })
+    Ok(binary()?.trace_child)
 }
 
 /// This binary, as workers and the trace child are started from it.
 pub fn binary() -> anyhow::Result<autoarch_agent::machine::Binary> {
+    let exe = std::env::current_exe().context("locating the autoarch binary")?;
     Ok(autoarch_agent::machine::Binary {
-        exe: std::env::current_exe().context("locating the autoarch binary")?,
-        trace_child: trace_child()?,
+        trace_child: autoarch_sandbox::isolate::ChildCommand {
+            program: exe.clone(),
+            args: vec![TRACE_CHILD.to_string()],
+        },
+        exe,
     })
-}
-
-/// The local worker command: this very binary, `autoarch worker`.
-pub fn worker_command() -> anyhow::Result<autoarch_evaluator::WorkerCommand> {
-    Ok(autoarch_evaluator::WorkerCommand::local(
-        std::env::current_exe().context("locating the autoarch binary")?,
-    ))
 }
 
 /// A runtime for the async parts (campaigns, the trace child of `seed add`).

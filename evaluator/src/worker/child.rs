@@ -8,8 +8,7 @@ pub(super) struct Worker {
     /// `None` once closed, which tells a worker to finish.
     pub(super) stdin: Option<ChildStdin>,
     pub(super) lines: Receiver<String>,
-    pub(super) stderr: Arc<Mutex<VecDeque<u8>>>,
-    pub(super) stderr_thread: Option<JoinHandle<()>>,
+    pub(super) stderr: PipeTail,
     pub(super) memory_mb: u64,
     pub(super) placement: Placement,
     /// The worker's handshake, once it answered.
@@ -20,12 +19,8 @@ pub(super) struct Worker {
 
 impl Worker {
     pub(super) fn spawn(command: &WorkerCommand, memory_mb: u64) -> std::io::Result<Worker> {
-        let mut cmd = Command::new(&command.program);
-        cmd.args(&command.args)
-            .envs(command.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = piped(&command.program, &command.args);
+        cmd.envs(command.env.iter().map(|(k, v)| (k, v)));
         match command.placement {
             Placement::Local => {
                 let address_space =
@@ -41,7 +36,7 @@ impl Worker {
         let mut child = cmd.spawn()?;
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
-        let mut stderr_pipe = child.stderr.take().expect("piped");
+        let stderr = PipeTail::read(child.stderr.take().expect("piped"), STDERR_KEEP);
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -51,26 +46,11 @@ impl Worker {
                 }
             }
         });
-        let stderr = Arc::new(Mutex::new(VecDeque::new()));
-        let keep = Arc::clone(&stderr);
-        let stderr_thread = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr_pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let mut k = keep.lock().unwrap_or_else(|e| e.into_inner());
-                k.extend(&buf[..n]);
-                let excess = k.len().saturating_sub(STDERR_KEEP);
-                k.drain(..excess);
-            }
-        });
         Ok(Worker {
             child,
             stdin: Some(stdin),
             lines,
             stderr,
-            stderr_thread: Some(stderr_thread),
             memory_mb,
             placement: command.placement,
             theirs: None,
@@ -147,29 +127,13 @@ impl Worker {
     }
 
     pub(super) fn wait_for_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        wait_within(&mut self.child, within, Duration::from_millis(20))
+            .ok()
+            .flatten()
     }
 
     pub(super) fn stderr_tail(&mut self) -> String {
-        if let Some(t) = self.stderr_thread.take() {
-            // The pipe closes when the group is gone; don't wait on a grandchild holding it.
-            let deadline = Instant::now() + Duration::from_millis(500);
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        let k = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
-        let bytes: Vec<u8> = k.iter().copied().collect();
-        let text = String::from_utf8_lossy(&bytes);
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        self.stderr.last_lines(20, Duration::from_millis(500))
     }
 }
 

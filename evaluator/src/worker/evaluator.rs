@@ -12,13 +12,6 @@ pub struct Evaluator {
     last_host: Option<String>,
 }
 
-pub(super) fn looks_like_oom(stderr: &str) -> bool {
-    stderr.contains("memory allocation of")
-        || stderr.contains("out of memory")
-        || stderr.contains("OutOfMemory")
-        || stderr.contains("capacity overflow")
-}
-
 impl Evaluator {
     pub fn new(command: WorkerCommand) -> Evaluator {
         Evaluator {
@@ -320,12 +313,15 @@ impl Evaluator {
                 return Ok(None);
             }
             self.worker.take().expect("running").kill();
-            return Err(MachineError::WorkerLost(format!(
+            return Err(MachineError::WorkerLost {
+message: format!(
                 "the worker {} gave no answer within the job's {:.0} s timeout and {:.0} s more, and was stopped",
                 self.worker_name(),
                 limits.timeout.as_secs_f64(),
                 REMOTE_GRACE.as_secs_f64()
-            )));
+            ),
+took_job: true,
+});
         }
         Ok(self.check_local(id, limits, deadline))
     }
@@ -385,7 +381,10 @@ impl Evaluator {
         }
         let name = self.worker_name();
         self.worker = None;
-        MachineError::WorkerLost(format!("the worker {name} could not start its job: {e}"))
+        MachineError::WorkerLost {
+            message: format!("the worker {name} could not start its job: {e}"),
+            took_job: true,
+        }
     }
 
     /// The worker died mid-job: a crash, or out of memory when its last words say so. A remote
@@ -394,13 +393,16 @@ impl Evaluator {
         let (status, tail) = self.worker.take().expect("running").kill();
         let how = exit_description(status);
         if self.command.placement.is_remote() {
-            return Err(MachineError::WorkerLost(format!(
-                "the worker {} exited ({how}) while it ran job {id}{}",
-                self.worker_name(),
-                last_words(&tail)
-            )));
+            return Err(MachineError::WorkerLost {
+                message: format!(
+                    "the worker {} exited ({how}) while it ran job {id}{}",
+                    self.worker_name(),
+                    last_words(&tail)
+                ),
+                took_job: true,
+            });
         }
-        let (status, message) = if looks_like_oom(&tail) {
+        let (status, message) = if out_of_memory(&tail) {
             (
                 Status::Oom,
                 format!(

@@ -20,20 +20,20 @@
 //! the node dies, the job is preempted) is then the machine's event, [`MachineError::WorkerLost`],
 //! never the candidate's outcome.
 
-use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use autoarch_sandbox::isolate::{confine, signal_group};
+use autoarch_sandbox::isolate::{
+    confine, out_of_memory, piped, signal_group, wait_within, PipeTail,
+};
 use serde::{Deserialize, Serialize};
 
 mod child;
