@@ -252,6 +252,18 @@ fn show_lineage_diff_top_pareto_tag_verify() {
     assert_eq!(front, vec![1, 2], "root is dominated by both");
     let out = autoarch(&archive, &["pareto", "--objectives", "score"]);
     assert_eq!(out.status.code(), Some(2));
+    // A metric is a word the tool knows, with its direction; a misspelt one is refused, not
+    // ranked the wrong way round.
+    for args in [
+        &["top", "--metric", "val_acc"][..],
+        &["ls", "--sort", "accuracy"],
+        &["pareto", "--objectives", "score,size"],
+    ] {
+        let out = autoarch(&archive, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("score, val_loss, val_accuracy"), "{err}");
+    }
 
     assert!(autoarch(&archive, &["tag", "2", "best-loss"])
         .status

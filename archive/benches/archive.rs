@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use autoarch_archive::testing::{candidate, evaluation};
-use autoarch_archive::{Archive, Outcome};
+use autoarch_archive::{Archive, Metric, Outcome};
 use rand::{Rng, SeedableRng};
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -80,10 +80,12 @@ fn main() {
     let bulk = start.elapsed();
     let disk = archive.size_on_disk().unwrap_or(0);
 
-    let top10 = time(200, || archive.top_k("score", 10).expect("top"));
-    let top10_loss = time(200, || archive.top_k("val_loss", 10).expect("top"));
+    let top10 = time(200, || archive.top_k(Metric::Score, 10).expect("top"));
+    let top10_loss = time(200, || archive.top_k(Metric::ValLoss, 10).expect("top"));
     let pareto = time(5, || {
-        archive.pareto(&["val_loss", "params"]).expect("pareto")
+        archive
+            .pareto(&[Metric::ValLoss, Metric::Params])
+            .expect("pareto")
     });
     let uniform = time(2000, || {
         archive.sample_successful(&mut rng).expect("sample")
@@ -95,7 +97,7 @@ fn main() {
     let lineage = time(50, || archive.ancestors(n - 1).expect("lineage"));
     let cells = archive.cells().expect("cells").len();
     let front = archive
-        .pareto(&["val_loss", "params"])
+        .pareto(&[Metric::ValLoss, Metric::Params])
         .expect("pareto")
         .len();
 

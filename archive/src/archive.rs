@@ -14,13 +14,14 @@ use crate::backend::{
     Tree, WriteSet,
 };
 use crate::lock::{self, WriterLock};
-use crate::query::{direction, pareto_front, Cell, Direction};
+use crate::query::{pareto_front, Cell};
 use crate::record::{
     decode_candidate, decode_evaluation, decode_other, encode, now_ms, Campaign, Candidate,
     CandidateId, Evaluation, EvaluationId, Event, Insight, LlmCall, NewCandidate, NewEvaluation,
     Outcome, Status, Summary, CANDIDATE_VERSION, EVALUATION_VERSION, OTHER_VERSION,
 };
 use crate::{Error, Result};
+use autoarch_sandbox::{Direction, Metric};
 
 mod verify;
 
@@ -702,10 +703,10 @@ impl Archive {
             .collect()
     }
 
-    /// The `k` best successful candidates by `metric` (oriented by [`direction`]), in O(k).
-    pub fn top_k(&self, metric: &str, k: usize) -> Result<Vec<(CandidateId, f64)>> {
-        let prefix = named_key(metric, &[]);
-        let reverse = direction(metric) == Direction::Maximize;
+    /// The `k` best successful candidates by `metric` (oriented by its direction), in O(k).
+    pub fn top_k(&self, metric: Metric, k: usize) -> Result<Vec<(CandidateId, f64)>> {
+        let prefix = named_key(metric.name(), &[]);
+        let reverse = metric.direction() == Direction::Maximize;
         Ok(self
             .backend
             .scan(Tree::Metrics, &prefix, reverse, k)?
@@ -716,8 +717,8 @@ impl Archive {
     }
 
     /// Every successful candidate's value of `metric`.
-    pub fn metric_values(&self, metric: &str) -> Result<BTreeMap<CandidateId, f64>> {
-        let prefix = named_key(metric, &[]);
+    pub fn metric_values(&self, metric: Metric) -> Result<BTreeMap<CandidateId, f64>> {
+        let prefix = named_key(metric.name(), &[]);
         Ok(self
             .backend
             .scan(Tree::Metrics, &prefix, false, usize::MAX)?
@@ -728,7 +729,7 @@ impl Archive {
     }
 
     /// The Pareto front of successful candidates over two or more objectives.
-    pub fn pareto(&self, objectives: &[&str]) -> Result<Vec<(CandidateId, Vec<f64>)>> {
+    pub fn pareto(&self, objectives: &[Metric]) -> Result<Vec<(CandidateId, Vec<f64>)>> {
         if objectives.len() < 2 {
             return Err(Error::Invalid(
                 "a Pareto front needs two or more objectives".into(),
@@ -736,7 +737,7 @@ impl Archive {
         }
         let columns = objectives
             .iter()
-            .map(|o| self.metric_values(o))
+            .map(|o| self.metric_values(*o))
             .collect::<Result<Vec<_>>>()?;
         let points: Vec<(CandidateId, Vec<f64>)> = columns[0]
             .keys()
@@ -745,7 +746,7 @@ impl Archive {
                 row.map(|r| (*id, r))
             })
             .collect();
-        let directions: Vec<Direction> = objectives.iter().map(|o| direction(o)).collect();
+        let directions: Vec<Direction> = objectives.iter().map(|o| o.direction()).collect();
         Ok(pareto_front(&points, &directions))
     }
 

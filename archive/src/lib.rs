@@ -8,7 +8,7 @@
 //! snapshot the writer leaves beside it.
 //!
 //! ```
-//! use autoarch_archive::{Archive, Fidelity, NewEvaluation, Outcome};
+//! use autoarch_archive::{Archive, Fidelity, Metric, NewEvaluation, Outcome};
 //! # use autoarch_archive::testing::candidate;
 //! let archive = Archive::in_memory();
 //! let id = archive.insert_candidate(candidate("a", &[])).unwrap();
@@ -24,7 +24,7 @@
 //!         timings: Default::default(),
 //!     })
 //!     .unwrap();
-//! assert_eq!(archive.top_k("score", 1).unwrap(), vec![(id, 0.9)]);
+//! assert_eq!(archive.top_k(Metric::Score, 1).unwrap(), vec![(id, 0.9)]);
 //! ```
 
 use std::path::PathBuf;
@@ -38,7 +38,8 @@ pub mod stats;
 pub mod testing;
 
 pub use archive::{Archive, Listed, Problem};
-pub use query::{direction, Cell, Direction};
+pub use autoarch_sandbox::{Direction, Metric};
+pub use query::Cell;
 pub use record::{
     AnswerKind, CallPurpose, Campaign, Candidate, CandidateId, Evaluation, EvaluationId, Event,
     EventKind, Fidelity, Insight, LlmCall, NewCandidate, NewEvaluation, Outcome, ProposerKind,

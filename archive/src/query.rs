@@ -1,31 +1,13 @@
-//! Pure query helpers: metric directions, Pareto fronts, MAP-Elites cells.
+//! Pure query helpers: Pareto fronts, MAP-Elites cells.
 
 use std::collections::BTreeMap;
 
-use autoarch_sandbox::Stats;
+use autoarch_sandbox::{Direction, Stats};
 use serde::{Deserialize, Serialize};
 
 use crate::record::CandidateId;
 
-/// Whether larger or smaller values of a metric are better.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Direction {
-    Minimize,
-    Maximize,
-}
-
-/// `score`, accuracies and throughputs are maximised; losses, bits per character, parameters,
-/// FLOPs, latencies, times and memory are minimised.
-pub fn direction(metric: &str) -> Direction {
-    let m = metric.to_ascii_lowercase();
-    if m == "score" || m.contains("accuracy") || m.contains("acc") || m.contains("throughput") {
-        Direction::Maximize
-    } else {
-        Direction::Minimize
-    }
-}
-
-/// The non-dominated points, each objective oriented by [`direction`].
+/// The non-dominated points, each objective oriented by its direction.
 ///
 /// Two objectives: sort by the first, sweep keeping strict improvements of the second
 /// (O(n log n)); more: pairwise against the running front.
@@ -180,13 +162,5 @@ mod tests {
         let mut ids: Vec<u64> = pareto_front(&points, &dirs).iter().map(|p| p.0).collect();
         ids.sort();
         assert_eq!(ids, vec![1, 2, 4], "3 is dominated by 1");
-    }
-
-    #[test]
-    fn directions() {
-        assert_eq!(direction("score"), Direction::Maximize);
-        assert_eq!(direction("val_accuracy"), Direction::Maximize);
-        assert_eq!(direction("val_loss"), Direction::Minimize);
-        assert_eq!(direction("params"), Direction::Minimize);
     }
 }

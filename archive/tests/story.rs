@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use autoarch_archive::record::{decode_candidate, CANDIDATE_VERSION};
 use autoarch_archive::testing::{candidate, evaluation, failure};
 use autoarch_archive::Fidelity;
-use autoarch_archive::{Archive, Campaign, Error, NewEvaluation, Outcome, Status};
+use autoarch_archive::{Archive, Campaign, Error, Metric, NewEvaluation, Outcome, Status};
 use rand::SeedableRng;
 
 /// Both stores, each with the directory that keeps the durable one alive.
@@ -60,23 +60,23 @@ fn story_on(store: &str, a: &Archive) {
 
     // Rankings, oriented by metric.
     assert_eq!(
-        a.top_k("score", 2).unwrap(),
+        a.top_k(Metric::Score, 2).unwrap(),
         vec![(c2, 0.70), (c3, 0.65)],
         "{store}"
     );
     assert_eq!(
-        a.top_k("val_loss", 1).unwrap(),
+        a.top_k(Metric::ValLoss, 1).unwrap(),
         vec![(c3, 0.6)],
         "lower loss is better"
     );
     assert!(
-        a.top_k("score", 10)
+        a.top_k(Metric::Score, 10)
             .unwrap()
             .iter()
             .all(|(id, _)| *id != c4),
         "failures are not ranked"
     );
-    assert_eq!(a.metric_values("params").unwrap().len(), 4);
+    assert_eq!(a.metric_values(Metric::Params).unwrap().len(), 4);
 
     // Promotion: two more seeds at a higher fidelity replace the short-budget mean.
     for (seed, score) in [(1, 0.80), (2, 0.90)] {
@@ -91,7 +91,7 @@ fn story_on(store: &str, a: &Archive) {
     // The sample SD of 0.80 and 0.90: 0.05·√2.
     assert!((s.spread["score"] - 0.05 * 2f64.sqrt()).abs() < 1e-12);
     assert_eq!(
-        a.top_k("score", 1).unwrap(),
+        a.top_k(Metric::Score, 1).unwrap(),
         vec![(c3, s.metrics["score"])],
         "{store}"
     );
@@ -120,7 +120,7 @@ fn story_on(store: &str, a: &Archive) {
 
     // Pareto over score (max) and params (min).
     let front: Vec<u64> = a
-        .pareto(&["score", "params"])
+        .pareto(&[Metric::Score, Metric::Params])
         .unwrap()
         .iter()
         .map(|p| p.0)
@@ -224,8 +224,8 @@ fn story_on(store: &str, a: &Archive) {
     );
     assert_eq!(copy.verify().unwrap(), vec![]);
     assert_eq!(
-        copy.top_k("score", 3).unwrap(),
-        a.top_k("score", 3).unwrap()
+        copy.top_k(Metric::Score, 3).unwrap(),
+        a.top_k(Metric::Score, 3).unwrap()
     );
     assert!(
         matches!(copy.import_jsonl(&b""[..]), Err(Error::Invalid(_))),
@@ -317,7 +317,7 @@ fn review_reads_the_snapshot_while_a_writer_holds_the_archive() {
     writer.write_snapshot().unwrap();
     let (review, notice) = Archive::open_for_review(&path).unwrap();
     assert!(notice.unwrap().contains("showing its snapshot"));
-    assert_eq!(review.top_k("score", 1).unwrap(), vec![(id, 0.9)]);
+    assert_eq!(review.top_k(Metric::Score, 1).unwrap(), vec![(id, 0.9)]);
     drop(writer);
     let (_, notice) = Archive::open_for_review(&path).unwrap();
     assert_eq!(
@@ -336,7 +336,7 @@ fn the_archive_survives_reopening() {
         a.record_evaluation(evaluation(id, 0.4, 0.2)).unwrap();
     }
     let a = Archive::open(&path).unwrap();
-    assert_eq!(a.top_k("score", 1).unwrap(), vec![(0, 0.4)]);
+    assert_eq!(a.top_k(Metric::Score, 1).unwrap(), vec![(0, 0.4)]);
     let next = a.insert_candidate(candidate("b", &[0])).unwrap();
     assert_eq!(next, 1, "ids continue after a reopen");
 }
@@ -412,7 +412,7 @@ fn verify_reports_corrupt_and_dangling_records() {
         "{text:?}"
     );
     // What was stored before is still readable.
-    assert_eq!(a.top_k("score", 1).unwrap(), vec![(0, 0.4)]);
+    assert_eq!(a.top_k(Metric::Score, 1).unwrap(), vec![(0, 0.4)]);
 }
 
 #[test]

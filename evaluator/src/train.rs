@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use autoarch_sandbox::Traced;
+use autoarch_sandbox::{Metric, Traced};
 use burn::module::{Param, ParamId};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{activation, Device, Int, Tensor, TensorData};
@@ -289,7 +289,9 @@ fn downsample(curve: &[(u64, f64)]) -> Vec<[f64; 2]> {
         .collect()
 }
 
-/// Evaluates on the validation split: loss (and accuracy for classification).
+/// Evaluates on the validation split: the loss, the accuracy for classification, the bits per
+/// character for character LMs, the squared error for regression, and the score campaigns rank
+/// by, higher is better: the accuracy, minus the bits per character, or minus the squared error.
 pub fn validate(
     task: &Task,
     model: &GraphModel,
@@ -317,36 +319,29 @@ pub fn validate(
         loss_sum += scalar(l) * count as f64;
         counted_total += count;
     }
-    let mut metrics = BTreeMap::new();
     let val_loss = loss_sum / counted_total.max(1) as f64;
-    metrics.insert("val_loss".to_string(), val_loss);
+    let mut metrics = vec![(Metric::ValLoss, val_loss)];
     match task.loss {
         Loss::CrossEntropy { .. } => {
-            metrics.insert(
-                "val_accuracy".to_string(),
-                correct as f64 / counted_total.max(1) as f64,
-            );
+            let accuracy = correct as f64 / counted_total.max(1) as f64;
+            metrics.push((Metric::ValAccuracy, accuracy));
             if task.reports_bpc() {
-                metrics.insert("val_bpc".to_string(), val_loss / std::f64::consts::LN_2);
+                let bpc = val_loss / std::f64::consts::LN_2;
+                metrics.push((Metric::ValBpc, bpc));
+                metrics.push((Metric::Score, -bpc));
+            } else {
+                metrics.push((Metric::Score, accuracy));
             }
         }
         Loss::Mse => {
-            metrics.insert("val_mse".to_string(), val_loss);
+            metrics.push((Metric::ValMse, val_loss));
+            metrics.push((Metric::Score, -val_loss));
         }
     }
-    metrics.insert("score".to_string(), score(task, &metrics));
     metrics
-}
-
-/// The one number campaigns rank by, higher is better: validation accuracy for classification,
-/// minus bits per character for character LMs, minus the mean squared error for regression.
-fn score(task: &Task, metrics: &BTreeMap<String, f64>) -> f64 {
-    let get = |k: &str| metrics.get(k).copied().unwrap_or(f64::NAN);
-    match task.loss {
-        Loss::CrossEntropy { .. } if task.reports_bpc() => -get("val_bpc"),
-        Loss::CrossEntropy { .. } => get("val_accuracy"),
-        Loss::Mse => -get("val_mse"),
-    }
+        .into_iter()
+        .map(|(m, v)| (m.name().to_string(), v))
+        .collect()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -35,5 +35,5 @@ pub use graph::{ArchGraph, Fingerprint, Node, NodeId, ParamId, Span, Stats};
 pub use ops::{reference_brief, reference_markdown, Op, OpSpec, REGISTRY};
 pub use param::{Init, ParamRole, ParamSpec};
 pub use shape::{DType, Dim, Shape};
-pub use task::{TaskForm, TaskKind, TaskShape};
+pub use task::{Direction, Metric, TaskForm, TaskKind, TaskShape};
 pub use tracer::{trace, Limits, TraceConfig, TraceOutcome, Traced};

@@ -110,6 +110,101 @@ impl std::fmt::Display for TaskKind {
     }
 }
 
+/// Whether larger or smaller values of a metric are better.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Minimize,
+    Maximize,
+}
+
+impl Direction {
+    /// In words, for tables.
+    pub fn words(self) -> &'static str {
+        match self {
+            Direction::Maximize => "higher is better",
+            Direction::Minimize => "lower is better",
+        }
+    }
+}
+
+/// A number a candidate is ranked by: the evaluator's metrics, and the traced graph's size.
+/// Records keep the name ([`Metric::name`]); the direction belongs to the metric, never guessed
+/// from its name.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// The task's score, higher is better: accuracy, or minus the bits per character or the
+    /// squared error.
+    Score,
+    ValLoss,
+    ValAccuracy,
+    /// Bits per character (`charlm`).
+    ValBpc,
+    /// Mean squared error (custom regression tasks).
+    ValMse,
+    Params,
+    Flops,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 7] = [
+        Metric::Score,
+        Metric::ValLoss,
+        Metric::ValAccuracy,
+        Metric::ValBpc,
+        Metric::ValMse,
+        Metric::Params,
+        Metric::Flops,
+    ];
+
+    /// The name records and the command line use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Score => "score",
+            Metric::ValLoss => "val_loss",
+            Metric::ValAccuracy => "val_accuracy",
+            Metric::ValBpc => "val_bpc",
+            Metric::ValMse => "val_mse",
+            Metric::Params => "params",
+            Metric::Flops => "flops",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    pub fn direction(self) -> Direction {
+        match self {
+            Metric::Score | Metric::ValAccuracy => Direction::Maximize,
+            Metric::ValLoss | Metric::ValBpc | Metric::ValMse | Metric::Params | Metric::Flops => {
+                Direction::Minimize
+            }
+        }
+    }
+
+    /// Every metric's name, comma-separated, for messages.
+    pub fn listed() -> String {
+        Metric::ALL.map(Metric::name).join(", ")
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl std::str::FromStr for Metric {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Metric, String> {
+        Metric::from_name(name)
+            .ok_or_else(|| format!("unknown metric {name:?}; metrics are {}", Metric::listed()))
+    }
+}
+
 /// The interface between a task and an architecture.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub struct TaskShape {
@@ -251,6 +346,23 @@ mod tests {
             );
         }
         assert_eq!(shapes.len(), TaskKind::ALL.len() - 1);
+    }
+
+    #[test]
+    fn metrics_are_stored_by_name_and_carry_their_direction() {
+        for m in Metric::ALL {
+            assert_eq!(
+                serde_json::to_string(&m).unwrap(),
+                format!("\"{}\"", m.name())
+            );
+            assert_eq!(m.name().parse::<Metric>(), Ok(m));
+        }
+        assert_eq!(Metric::Score.direction(), Direction::Maximize);
+        assert_eq!(Metric::ValAccuracy.direction(), Direction::Maximize);
+        assert_eq!(Metric::ValBpc.direction(), Direction::Minimize);
+        assert_eq!(Metric::Flops.direction(), Direction::Minimize);
+        let unknown = "val_acc".parse::<Metric>().unwrap_err();
+        assert!(unknown.contains("metrics are score, val_loss"), "{unknown}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use autoarch_archive::archive::summarise;
-use autoarch_archive::{Archive, CandidateId, Outcome, ProposerKind, Status};
+use autoarch_archive::{Archive, CandidateId, Metric, Outcome, ProposerKind, Status};
 
 use super::jobs::score_of;
 use super::ranking::is_random;
@@ -106,7 +106,7 @@ pub fn short_scores(archive: &Archive) -> Result<Vec<(CandidateId, f64)>> {
 /// candidates (failures included), each once.
 pub fn analysis(archive: &Archive, task: &autoarch_sandbox::TaskShape) -> Result<AnalysisContext> {
     let mut ids: Vec<CandidateId> = archive
-        .top_k("score", 8)?
+        .top_k(Metric::Score, 8)?
         .into_iter()
         .map(|(id, _)| id)
         .collect();

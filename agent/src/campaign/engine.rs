@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoarch_archive::{Archive, CandidateId, Listed, ProposerKind};
+use autoarch_archive::{Archive, CandidateId, Listed, Metric, ProposerKind};
 use autoarch_evaluator::{EvalResult, Status};
 use autoarch_sandbox::TraceConfig;
 use rand::SeedableRng;
@@ -150,7 +150,7 @@ impl Population for View<'_> {
     fn top(&self, k: usize) -> crate::search::Result<Vec<CandidateId>> {
         Ok(self
             .archive
-            .top_k("score", k + self.random.len())?
+            .top_k(Metric::Score, k + self.random.len())?
             .into_iter()
             .map(|(id, _)| id)
             .filter(|id| !self.random.contains(id))

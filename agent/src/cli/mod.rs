@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use autoarch_archive::Metric;
 use clap::{Parser, Subcommand};
 
 /// The hidden subcommand that runs one trace in an isolated child process.
@@ -90,8 +91,9 @@ enum Command {
     Diff { a: u64, b: u64 },
     /// The best candidates by a metric.
     Top {
+        /// score, val_loss, val_accuracy, val_bpc, val_mse, params or flops.
         #[arg(long, default_value = "score")]
-        metric: String,
+        metric: Metric,
         #[arg(short = 'n', default_value_t = 10)]
         n: usize,
         #[arg(long)]
@@ -101,7 +103,7 @@ enum Command {
     Pareto {
         /// Comma-separated metrics, e.g. val_loss,params.
         #[arg(long, value_delimiter = ',', required = true)]
-        objectives: Vec<String>,
+        objectives: Vec<Metric>,
         #[arg(long)]
         json: bool,
     },
@@ -162,7 +164,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Show { id, json } => review::show(dir, id, json),
         Command::Lineage { id } => review::lineage(dir, id),
         Command::Diff { a, b } => review::diff(dir, a, b),
-        Command::Top { metric, n, json } => review::top(dir, &metric, n, json),
+        Command::Top { metric, n, json } => review::top(dir, metric, n, json),
         Command::Pareto { objectives, json } => review::pareto(dir, &objectives, json),
         Command::Tag { id, tag } => review::tag(dir, id, &tag),
         Command::Verify => review::verify(dir),

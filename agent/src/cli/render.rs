@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use autoarch_archive::{direction, Archive, Candidate, Direction, Evaluation, Listed, Summary};
+use autoarch_archive::{Archive, Candidate, Direction, Evaluation, Listed, Metric, Summary};
 use serde_json::{json, Value};
 
 use autoarch_agent::text::{curve_summary, grouped};
@@ -10,7 +10,7 @@ use autoarch_agent::text::{curve_summary, grouped};
 /// How `ls` filters and orders.
 #[derive(Default)]
 pub struct ListOptions {
-    pub sort: Option<String>,
+    pub sort: Option<SortKey>,
     pub limit: Option<usize>,
     pub status: Option<autoarch_archive::Status>,
     pub proposer: Option<autoarch_archive::ProposerKind>,
@@ -19,13 +19,32 @@ pub struct ListOptions {
     pub fingerprint: Option<String>,
 }
 
-/// The value `ls` and `top` sort by: a summary metric, or the candidate's size.
-pub fn metric_of(l: &Listed, metric: &str) -> Option<f64> {
+/// What `ls` sorts by: a metric (best first), or the id.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SortKey {
+    Id,
+    Metric(Metric),
+}
+
+impl std::str::FromStr for SortKey {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<SortKey, String> {
+        if s == "id" {
+            return Ok(SortKey::Id);
+        }
+        s.parse::<Metric>()
+            .map(SortKey::Metric)
+            .map_err(|_| format!("use id or a metric: {}", Metric::listed()))
+    }
+}
+
+/// A candidate's value of `metric`: a summary metric, or the candidate's size.
+pub fn metric_of(l: &Listed, metric: Metric) -> Option<f64> {
     match metric {
-        "params" => Some(l.candidate.stats.params as f64),
-        "flops" => Some(l.candidate.stats.flops as f64),
-        "id" => Some(l.candidate.id as f64),
-        m => l.summary.metrics.get(m).copied(),
+        Metric::Params => Some(l.candidate.stats.params as f64),
+        Metric::Flops => Some(l.candidate.stats.flops as f64),
+        m => l.summary.metrics.get(m.name()).copied(),
     }
 }
 
@@ -43,8 +62,11 @@ pub fn select(mut all: Vec<Listed>, options: &ListOptions) -> Vec<Listed> {
     if let Some(fp) = &options.fingerprint {
         all.retain(|l| l.candidate.fingerprint.starts_with(fp.as_str()));
     }
-    if let Some(metric) = &options.sort {
-        let dir = direction(metric);
+    if let Some(SortKey::Id) = options.sort {
+        all.sort_by_key(|l| l.candidate.id);
+    }
+    if let Some(SortKey::Metric(metric)) = options.sort {
+        let dir = metric.direction();
         all.sort_by(|a, b| {
             let (x, y) = (metric_of(a, metric), metric_of(b, metric));
             match (x, y) {
@@ -99,8 +121,9 @@ fn short(fp: &str) -> &str {
 }
 
 /// An aligned table of candidates.
-pub fn table(rows: &[Listed], extra_metric: Option<&str>) -> String {
-    let extra = extra_metric.filter(|m| !matches!(*m, "score" | "params" | "flops" | "id"));
+pub fn table(rows: &[Listed], extra_metric: Option<Metric>) -> String {
+    let extra =
+        extra_metric.filter(|m| !matches!(*m, Metric::Score | Metric::Params | Metric::Flops));
     let mut out = String::new();
     let _ = write!(
         out,
@@ -108,7 +131,7 @@ pub fn table(rows: &[Listed], extra_metric: Option<&str>) -> String {
         "id", "name", "proposer", "status", "score"
     );
     if let Some(m) = extra {
-        let _ = write!(out, " {:>12}", m);
+        let _ = write!(out, " {m:>12}");
     }
     let _ = writeln!(
         out,

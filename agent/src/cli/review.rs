@@ -8,10 +8,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use autoarch_archive::{Archive, ProposerKind, Status};
+use autoarch_archive::{Archive, Metric, ProposerKind, Status};
 use serde_json::json;
 
-use super::render::{self, ListOptions};
+use super::render::{self, ListOptions, SortKey};
 use super::UsageError;
 
 fn open_review(dir: &Path) -> anyhow::Result<Archive> {
@@ -32,7 +32,7 @@ fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
 pub struct LsArgs {
     /// Sort by this metric, best first (score, val_loss, val_accuracy, params, flops, ...).
     #[arg(long)]
-    pub sort: Option<String>,
+    pub sort: Option<SortKey>,
     #[arg(long)]
     pub limit: Option<usize>,
     /// Only candidates with this status: pending, ok, failed, duplicate.
@@ -70,7 +70,10 @@ pub fn ls(dir: &Path, args: LsArgs) -> anyhow::Result<ExitCode> {
         json,
     } = args;
     let archive = open_review(dir)?;
-    let sort_metric = sort.clone();
+    let sort_metric = match sort {
+        Some(SortKey::Metric(m)) => Some(m),
+        _ => None,
+    };
     let rows = render::select(
         archive.list()?,
         &ListOptions {
@@ -94,7 +97,7 @@ pub fn ls(dir: &Path, args: LsArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default()
         );
     } else {
-        print!("{}", render::table(&rows, sort_metric.as_deref()));
+        print!("{}", render::table(&rows, sort_metric));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -138,7 +141,7 @@ pub fn diff(dir: &Path, a: u64, b: u64) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn top(dir: &Path, metric: &str, n: usize, json: bool) -> anyhow::Result<ExitCode> {
+pub fn top(dir: &Path, metric: Metric, n: usize, json: bool) -> anyhow::Result<ExitCode> {
     let archive = open_review(dir)?;
     let best = archive.top_k(metric, n)?;
     let rows = best
@@ -154,14 +157,14 @@ pub fn top(dir: &Path, metric: &str, n: usize, json: bool) -> anyhow::Result<Exi
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
-        println!("no successful candidate has {metric:?}");
+        println!("no successful candidate has {metric}");
         return Ok(ExitCode::SUCCESS);
     }
-    let dir_word = match autoarch_archive::direction(metric) {
-        autoarch_archive::Direction::Maximize => "higher is better",
-        autoarch_archive::Direction::Minimize => "lower is better",
-    };
-    println!("top {} by {metric} ({dir_word})", rows.len());
+    println!(
+        "top {} by {metric} ({})",
+        rows.len(),
+        metric.direction().words()
+    );
     println!("{:>4}  {:>5}  {:<28} {:>12}", "rank", "id", "name", metric);
     for (rank, (c, _, v)) in rows.iter().enumerate() {
         println!("{:>4}  {:>5}  {:<28} {:>12.4}", rank + 1, c.id, c.name, v);
@@ -169,7 +172,7 @@ pub fn top(dir: &Path, metric: &str, n: usize, json: bool) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn pareto(dir: &Path, objectives: &[String], json: bool) -> anyhow::Result<ExitCode> {
+pub fn pareto(dir: &Path, objectives: &[Metric], json: bool) -> anyhow::Result<ExitCode> {
     if objectives.len() < 2 {
         return Err(UsageError(
             "--objectives needs two or more metrics, e.g. val_loss,params".into(),
@@ -177,8 +180,8 @@ pub fn pareto(dir: &Path, objectives: &[String], json: bool) -> anyhow::Result<E
         .into());
     }
     let archive = open_review(dir)?;
-    let names: Vec<&str> = objectives.iter().map(String::as_str).collect();
-    let front = archive.pareto(&names)?;
+    let front = archive.pareto(objectives)?;
+    let names: Vec<&str> = objectives.iter().map(|m| m.name()).collect();
     if json {
         print_json(&serde_json::Value::Array(
             front
