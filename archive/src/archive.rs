@@ -68,8 +68,29 @@ pub struct Archive {
     _lock: Option<WriterLock>,
 }
 
-fn meta_counter(name: &str) -> Vec<u8> {
-    name.as_bytes().to_vec()
+/// The id counters the archive keeps in its meta tree: each holds the next id to give.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(crate) enum Counter {
+    Candidate,
+    Evaluation,
+    Insight,
+    Event,
+}
+
+impl Counter {
+    /// The meta key, as archives have always stored it.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Counter::Candidate => "next_candidate",
+            Counter::Evaluation => "next_evaluation",
+            Counter::Insight => "next_insight",
+            Counter::Event => "next_event",
+        }
+    }
+}
+
+fn meta_counter(counter: Counter) -> Vec<u8> {
+    counter.key().as_bytes().to_vec()
 }
 
 fn eval_key(candidate: CandidateId, eval: EvaluationId) -> Vec<u8> {
@@ -316,7 +337,7 @@ impl Archive {
         Ok(Some(path))
     }
 
-    fn next_id(&self, counter: &str, writes: &mut WriteSet) -> Result<u64> {
+    fn next_id(&self, counter: Counter, writes: &mut WriteSet) -> Result<u64> {
         let key = meta_counter(counter);
         let next = self
             .backend
@@ -327,7 +348,7 @@ impl Archive {
         Ok(next)
     }
 
-    fn counter(&self, counter: &str) -> Result<u64> {
+    fn counter(&self, counter: Counter) -> Result<u64> {
         Ok(self
             .backend
             .get(Tree::Meta, &meta_counter(counter))?
@@ -341,7 +362,7 @@ impl Archive {
     pub fn insert_candidate(&self, new: NewCandidate) -> Result<CandidateId> {
         let _guard = self.writes.lock().expect("no writer panicked");
         let mut writes = WriteSet::default();
-        let id = self.next_id("next_candidate", &mut writes)?;
+        let id = self.next_id(Counter::Candidate, &mut writes)?;
         let candidate = Candidate {
             id,
             name: new.name,
@@ -411,7 +432,7 @@ impl Archive {
     pub fn record_evaluation(&self, new: NewEvaluation) -> Result<EvaluationId> {
         let _guard = self.writes.lock().expect("no writer panicked");
         let mut writes = WriteSet::default();
-        let id = self.next_id("next_evaluation", &mut writes)?;
+        let id = self.next_id(Counter::Evaluation, &mut writes)?;
         let evaluation = Evaluation {
             id,
             candidate: new.candidate,
@@ -555,7 +576,7 @@ impl Archive {
             }
         }
         let mut writes = WriteSet::default();
-        let id = self.next_id("next_insight", &mut writes)?;
+        let id = self.next_id(Counter::Insight, &mut writes)?;
         let insight = Insight {
             id,
             text: text.to_string(),
@@ -581,7 +602,7 @@ impl Archive {
     ) -> Result<u64> {
         let _guard = self.writes.lock().expect("no writer panicked");
         let mut writes = WriteSet::default();
-        let seq = self.next_id("next_event", &mut writes)?;
+        let seq = self.next_id(Counter::Event, &mut writes)?;
         let event = Event {
             seq,
             kind,
@@ -675,7 +696,7 @@ impl Archive {
     }
 
     pub fn candidate_count(&self) -> Result<u64> {
-        self.counter("next_candidate")
+        self.counter(Counter::Candidate)
     }
 
     /// Every candidate with its summary, in id order.
@@ -962,7 +983,7 @@ impl Archive {
         }
         let _guard = self.writes.lock().expect("no writer panicked");
         let mut n = 0;
-        let mut counters: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut counters: BTreeMap<Counter, u64> = BTreeMap::new();
         for (number, line) in input.lines().enumerate() {
             let line = line.map_err(|e| Error::Io {
                 path: PathBuf::from("<import>"),
@@ -990,11 +1011,11 @@ impl Archive {
                 ),
                 Line::Candidate(c) => {
                     self.stage_candidate(&c, &mut writes)?;
-                    bump(&mut counters, "next_candidate", c.id);
+                    bump(&mut counters, Counter::Candidate, c.id);
                 }
                 Line::Evaluation(e) => {
                     self.stage_evaluation(&e, &mut writes)?;
-                    bump(&mut counters, "next_evaluation", e.id);
+                    bump(&mut counters, Counter::Evaluation, e.id);
                 }
                 Line::Insight(i) => {
                     writes.put(
@@ -1002,7 +1023,7 @@ impl Archive {
                         id_key(i.id).to_vec(),
                         encode(&i, OTHER_VERSION),
                     );
-                    bump(&mut counters, "next_insight", i.id);
+                    bump(&mut counters, Counter::Insight, i.id);
                 }
                 Line::Event(e) => {
                     writes.put(
@@ -1010,12 +1031,12 @@ impl Archive {
                         id_key(e.seq).to_vec(),
                         encode(&e, OTHER_VERSION),
                     );
-                    bump(&mut counters, "next_event", e.seq);
+                    bump(&mut counters, Counter::Event, e.seq);
                 }
             }
             // Counters move with each record so that staged checks (parents exist) see them.
             for (name, next) in &counters {
-                writes.put(Tree::Meta, meta_counter(name), id_key(*next).to_vec());
+                writes.put(Tree::Meta, meta_counter(*name), id_key(*next).to_vec());
             }
             self.backend.apply(&writes, false)?;
             n += 1;
@@ -1025,8 +1046,8 @@ impl Archive {
     }
 }
 
-fn bump(counters: &mut BTreeMap<&'static str, u64>, name: &'static str, id: u64) {
-    let next = counters.entry(name).or_insert(0);
+fn bump(counters: &mut BTreeMap<Counter, u64>, counter: Counter, id: u64) {
+    let next = counters.entry(counter).or_insert(0);
     *next = (*next).max(id + 1);
 }
 

@@ -41,9 +41,9 @@ pub use archive::{Archive, Listed, Problem};
 pub use autoarch_sandbox::{Direction, Metric};
 pub use query::Cell;
 pub use record::{
-    AnswerKind, CallPurpose, Campaign, Candidate, CandidateId, Evaluation, EvaluationId, Event,
-    EventKind, Fidelity, Insight, LlmCall, NewCandidate, NewEvaluation, Outcome, ProposerKind,
-    Status, Summary, Tokens,
+    AnswerKind, AnswerMode, CallPurpose, Campaign, Candidate, CandidateId, Evaluation,
+    EvaluationId, Event, EventKind, Fidelity, Insight, LlmCall, NewCandidate, NewEvaluation,
+    Outcome, ProposerKind, Status, Summary, Tokens,
 };
 
 #[derive(Debug, thiserror::Error)]

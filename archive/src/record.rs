@@ -62,8 +62,10 @@ pub struct Tokens {
 pub struct LlmCall {
     pub purpose: CallPurpose,
     pub model: String,
-    /// The structured-output mode the answer was asked in (`json_schema`, `json_object`, `text`).
-    pub mode: String,
+    /// The structured-output mode the answer was asked in; `None` in records that hold none.
+    /// Stored as `json_schema`, `json_object`, `text` or an empty string, as it always was.
+    #[serde(default, with = "mode_text")]
+    pub mode: Option<AnswerMode>,
     pub prompt: String,
     /// The answer's text; empty when no answer came.
     pub response: String,
@@ -123,6 +125,57 @@ impl LlmCall {
     /// The answer kind, `code` for records from before the choice existed.
     pub fn answer_kind(&self) -> AnswerKind {
         self.answer.unwrap_or(AnswerKind::Code)
+    }
+}
+
+/// How an LLM's answer is asked to be shaped: a JSON schema the server enforces, any JSON
+/// object, or free text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AnswerMode {
+    JsonSchema,
+    JsonObject,
+    Text,
+}
+
+impl AnswerMode {
+    pub const ALL: [AnswerMode; 3] = [
+        AnswerMode::JsonSchema,
+        AnswerMode::JsonObject,
+        AnswerMode::Text,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerMode::JsonSchema => "json_schema",
+            AnswerMode::JsonObject => "json_object",
+            AnswerMode::Text => "text",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AnswerMode> {
+        AnswerMode::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for AnswerMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// [`LlmCall::mode`] as the text records have always held. A mode this version does not know
+/// (a record from a newer one) is read as `None` rather than refused.
+mod mode_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::AnswerMode;
+
+    pub fn serialize<S: Serializer>(v: &Option<AnswerMode>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.map_or("", AnswerMode::as_str))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AnswerMode>, D::Error> {
+        Ok(AnswerMode::parse(&String::deserialize(d)?))
     }
 }
 
@@ -582,6 +635,29 @@ mod tests {
         bad["answer"] = "poem".into();
         let err = serde_json::from_value::<LlmCall>(bad).unwrap_err();
         assert!(err.to_string().contains("unknown answer kind"), "{err}");
+    }
+
+    #[test]
+    fn an_llm_calls_mode_is_stored_as_the_text_it_always_was() {
+        let call = |mode| LlmCall {
+            mode,
+            ..LlmCall::default()
+        };
+        for (mode, text) in [
+            (None, ""),
+            (Some(AnswerMode::JsonSchema), "json_schema"),
+            (Some(AnswerMode::JsonObject), "json_object"),
+            (Some(AnswerMode::Text), "text"),
+        ] {
+            let json = serde_json::to_value(call(mode)).unwrap();
+            assert_eq!(json["mode"], text);
+            let back: LlmCall = serde_json::from_value(json).unwrap();
+            assert_eq!(back.mode, mode);
+        }
+        // A mode from a newer version is read, as no mode, rather than refused.
+        let mut newer = serde_json::to_value(call(None)).unwrap();
+        newer["mode"] = "grammar".into();
+        assert_eq!(serde_json::from_value::<LlmCall>(newer).unwrap().mode, None);
     }
 
     #[test]

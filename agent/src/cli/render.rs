@@ -247,7 +247,7 @@ fn llm_calls(c: &Candidate) -> String {
                 i + 1,
                 call.purpose,
                 call.model,
-                call.mode,
+                call.mode.map_or("-", |m| m.as_str()),
                 call.tokens.prompt,
                 call.tokens.completion,
                 call.cost_usd,

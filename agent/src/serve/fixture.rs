@@ -197,7 +197,7 @@ fn call(purpose: autoarch_archive::CallPurpose, prompt: &str, response: &str) ->
     LlmCall {
         purpose,
         model: "mock-model".into(),
-        mode: "json_schema".into(),
+        mode: Some(autoarch_archive::AnswerMode::JsonSchema),
         prompt: prompt.into(),
         response: response.into(),
         tokens: Tokens {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     eval_key, memberships, metric_key, pair_key, ranked_metrics, summaries_match, summarise,
-    Archive, Problem,
+    Archive, Counter, Problem,
 };
 use crate::backend::{id_key, key_id, named_key, Tree};
 use crate::query::Cell;
@@ -80,7 +80,7 @@ impl<'a> Verifier<'a> {
         let ids: Vec<CandidateId> = self.candidates.keys().copied().collect();
         for id in ids.into_iter().filter(|id| *id >= next) {
             let message = format!("{next} is not above id {id}");
-            self.report(Tree::Meta, "next_candidate".into(), message);
+            self.report(Tree::Meta, Counter::Candidate.key().into(), message);
         }
         Ok(())
     }
@@ -128,7 +128,7 @@ impl<'a> Verifier<'a> {
 
     /// Every evaluation decodes under its key, of a candidate that exists, below the next id.
     fn evaluations(&mut self) -> Result<()> {
-        let next = self.archive.counter("next_evaluation")?;
+        let next = self.archive.counter(Counter::Evaluation)?;
         for (k, v) in self.scan(Tree::Evaluations)? {
             let key = format!(
                 "{:?}/{:?}",
@@ -142,7 +142,7 @@ impl<'a> Verifier<'a> {
                         self.report(Tree::Evaluations, key, message);
                     } else if e.id >= next {
                         let message = format!("{next} is not above id {}", e.id);
-                        self.report(Tree::Meta, "next_evaluation".into(), message);
+                        self.report(Tree::Meta, Counter::Evaluation.key().into(), message);
                     } else {
                         self.evaluations.entry(e.candidate).or_default().push(e);
                     }

@@ -22,29 +22,12 @@ use async_openai::types::chat::{
     ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
     CreateChatCompletionRequestArgs, ResponseFormat, ResponseFormatJsonSchema,
 };
-use autoarch_archive::Tokens;
+use autoarch_archive::{AnswerMode, Tokens};
 use rand::Rng;
 use serde_json::Value;
 
-/// How an answer is asked to be shaped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    JsonSchema,
-    JsonObject,
-    Text,
-}
-
-impl Mode {
-    pub const CHAIN: [Mode; 3] = [Mode::JsonSchema, Mode::JsonObject, Mode::Text];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::JsonSchema => "json_schema",
-            Mode::JsonObject => "json_object",
-            Mode::Text => "text",
-        }
-    }
-}
+/// The modes a client tries, best first: a refused one falls back to the next.
+pub const MODE_CHAIN: [AnswerMode; 3] = AnswerMode::ALL;
 
 /// Where the client stands with its endpoint.
 #[derive(Clone, Debug)]
@@ -57,7 +40,7 @@ pub struct ClientSettings {
     pub retry_base: Duration,
     pub retry_max: Duration,
     /// The first mode to try; later ones are fallbacks.
-    pub first_mode: Mode,
+    pub first_mode: AnswerMode,
     /// Whether a refused format may fall back to the next one.
     pub fallback: bool,
 }
@@ -88,7 +71,7 @@ pub struct ChatAnswer {
     pub tokens: Tokens,
     /// True when the server reported no usage and the counts were estimated (4 chars a token).
     pub estimated: bool,
-    pub mode: Mode,
+    pub mode: AnswerMode,
     pub attempts: Vec<String>,
     pub seconds: f64,
 }
@@ -179,7 +162,7 @@ fn refuses_format(status: u16, body: &str) -> bool {
 pub struct LlmClient {
     client: async_openai::Client<OpenAIConfig>,
     settings: ClientSettings,
-    /// Index into [`Mode::CHAIN`] of the mode that works (or is being tried).
+    /// Index into [`MODE_CHAIN`] of the mode that works (or is being tried).
     mode: AtomicUsize,
     /// When the current run of failures began.
     down_since: Mutex<Option<Instant>>,
@@ -229,7 +212,7 @@ impl LlmClient {
             .with_api_base(settings.base_url.trim_end_matches('/'))
             .with_api_key(settings.api_key.clone().unwrap_or_default());
         let client = async_openai::Client::with_config(config).with_http_service(transport);
-        let first = Mode::CHAIN
+        let first = MODE_CHAIN
             .iter()
             .position(|m| *m == settings.first_mode)
             .unwrap_or(0);
@@ -242,11 +225,11 @@ impl LlmClient {
     }
 
     /// The mode the next call asks in.
-    pub fn mode(&self) -> Mode {
-        Mode::CHAIN[self.mode.load(Ordering::SeqCst).min(2)]
+    pub fn mode(&self) -> AnswerMode {
+        MODE_CHAIN[self.mode.load(Ordering::SeqCst).min(2)]
     }
 
-    fn body(&self, r: &ChatRequest, mode: Mode) -> anyhow::Result<Value> {
+    fn body(&self, r: &ChatRequest, mode: AnswerMode) -> anyhow::Result<Value> {
         let mut messages: Vec<ChatCompletionRequestMessage> =
             vec![ChatCompletionRequestSystemMessage::from(r.system.as_str()).into()];
         for (question, answer) in &r.examples {
@@ -261,7 +244,7 @@ impl LlmClient {
             .max_tokens(r.max_tokens)
             .seed((r.seed & (i64::MAX as u64)) as i64);
         match mode {
-            Mode::JsonSchema => {
+            AnswerMode::JsonSchema => {
                 args.response_format(ResponseFormat::JsonSchema {
                     json_schema: ResponseFormatJsonSchema {
                         description: None,
@@ -271,24 +254,26 @@ impl LlmClient {
                     },
                 });
             }
-            Mode::JsonObject => {
+            AnswerMode::JsonObject => {
                 args.response_format(ResponseFormat::JsonObject);
             }
-            Mode::Text => {}
+            AnswerMode::Text => {}
         }
         let mut body = serde_json::to_value(args.build()?)?;
-        if mode == Mode::JsonObject {
+        if mode == AnswerMode::JsonObject {
             // llama.cpp's server (and others) take the schema beside `json_object`.
             body["response_format"]["schema"] = r.schema.clone();
         }
         Ok(body)
     }
 
-    fn classify(&self, e: OpenAIError, mode: Mode) -> Failure {
+    fn classify(&self, e: OpenAIError, mode: AnswerMode) -> Failure {
         if let OpenAIError::Boxed(b) = &e {
             if let Some(h) = b.downcast_ref::<HttpFailure>() {
                 let what = format!("HTTP {}: {}", h.status, excerpt(&h.body, 200));
-                if mode != Mode::Text && self.settings.fallback && refuses_format(h.status, &h.body)
+                if mode != AnswerMode::Text
+                    && self.settings.fallback
+                    && refuses_format(h.status, &h.body)
                 {
                     return Failure::Downgrade(what);
                 }
@@ -368,8 +353,8 @@ impl LlmClient {
             };
             match failure {
                 Failure::Downgrade(what) => {
-                    let at = Mode::CHAIN.iter().position(|m| *m == mode).unwrap_or(0);
-                    let next = Mode::CHAIN[(at + 1).min(2)];
+                    let at = MODE_CHAIN.iter().position(|m| *m == mode).unwrap_or(0);
+                    let next = MODE_CHAIN[(at + 1).min(2)];
                     // Only move the shared mode on if no other call did already.
                     let _ = self.mode.compare_exchange(
                         at,
@@ -445,7 +430,7 @@ type Rejection = (String, Vec<String>);
 fn read_answer(
     v: Value,
     request: &ChatRequest,
-    mode: Mode,
+    mode: AnswerMode,
     mut attempts: Vec<String>,
     started: Instant,
 ) -> Result<ChatAnswer, Rejection> {

@@ -32,7 +32,8 @@ use crate::propose::{
     Unusable,
 };
 use answer::{apply_edits, parse_answer, parse_insight, parse_menu_answer, Body};
-use client::{CallError, ChatAnswer, ChatRequest, ClientSettings, LlmClient, Mode};
+use autoarch_archive::AnswerMode;
+use client::{CallError, ChatAnswer, ChatRequest, ClientSettings, LlmClient};
 use modes::Modes;
 
 pub use cards::{design_card, task_card};
@@ -126,10 +127,10 @@ impl LlmProposer {
             );
         }
         let (first_mode, fallback) = match config.structured_output {
-            StructuredOutput::Auto => (Mode::JsonSchema, true),
-            StructuredOutput::JsonSchema => (Mode::JsonSchema, false),
-            StructuredOutput::JsonObject => (Mode::JsonObject, false),
-            StructuredOutput::Text => (Mode::Text, false),
+            StructuredOutput::Auto => (AnswerMode::JsonSchema, true),
+            StructuredOutput::JsonSchema => (AnswerMode::JsonSchema, false),
+            StructuredOutput::JsonObject => (AnswerMode::JsonObject, false),
+            StructuredOutput::Text => (AnswerMode::Text, false),
         };
         let secs = std::time::Duration::from_secs_f64;
         let client = LlmClient::new(ClientSettings {
@@ -144,7 +145,9 @@ impl LlmProposer {
         })?;
         let prompts = Prompts::load(config.prompts.as_deref())?;
         let example_name = |kind: AnswerKind| {
-            let (_, reply) = prompts.example(kind, Mode::JsonSchema.as_str()).ok()?;
+            let (_, reply) = prompts
+                .example(kind, AnswerMode::JsonSchema.as_str())
+                .ok()?;
             match kind {
                 AnswerKind::Code => parse_answer(&reply, None).ok().map(|a| a.name),
                 AnswerKind::Edits => parse_menu_answer(&reply, None).ok().map(|a| a.name),
@@ -211,7 +214,7 @@ impl LlmProposer {
         &self,
         task: &TaskCard,
         limits: &LimitsCard,
-        mode: Mode,
+        mode: AnswerMode,
         answer: AnswerKind,
     ) -> Result<String, ProposeError> {
         self.prompts
@@ -226,7 +229,11 @@ impl LlmProposer {
     }
 
     /// The worked example of an answer kind, as a user turn and its answer.
-    fn example(&self, answer: AnswerKind, mode: Mode) -> Result<(String, String), ProposeError> {
+    fn example(
+        &self,
+        answer: AnswerKind,
+        mode: AnswerMode,
+    ) -> Result<(String, String), ProposeError> {
         self.prompts
             .example(answer, mode.as_str())
             .map_err(|e| ProposeError::Unavailable(e.to_string()))
@@ -256,7 +263,7 @@ impl LlmProposer {
         let mut call = LlmCall {
             purpose: a.purpose,
             model: model.into(),
-            mode: mode.as_str().into(),
+            mode: Some(mode),
             prompt,
             answer: a.answer,
             seconds: started.elapsed().as_secs_f64(),
@@ -264,7 +271,7 @@ impl LlmProposer {
         };
         match &result {
             Ok(a) => {
-                call.mode = a.mode.as_str().into();
+                call.mode = Some(a.mode);
                 call.response = a.content.clone();
                 call.tokens = a.tokens;
                 call.cost_usd = self.cost(model, a.tokens);
@@ -414,7 +421,7 @@ mod tests {
         use autoarch_sandbox::{trace, TraceConfig};
         let prompts = Prompts::load(None).unwrap();
         let config = TraceConfig::new(TaskShape::by_name("mqar").unwrap());
-        for mode in Mode::CHAIN {
+        for mode in client::MODE_CHAIN {
             // The code example's parent and answer both trace.
             let (question, reply) = prompts.example(AnswerKind::Code, mode.as_str()).unwrap();
             assert!(matches!(

@@ -84,7 +84,7 @@ impl LlmProposer {
         ctx: &ProposalContext,
         rounds: &Rounds,
         round: u32,
-        mode: Mode,
+        mode: AnswerMode,
     ) -> Result<String, ProposeError> {
         let task = task_card(&ctx.task);
         let limits = limits_card(&ctx.limits);
