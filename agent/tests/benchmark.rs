@@ -305,7 +305,7 @@ fn a_benchmark_runs_reports_continues_and_refuses_another_suite() {
             // Each campaign says why it stopped and what it changed; each score keeps its runs.
             assert!(!c["stopped"].as_str().unwrap().is_empty(), "{c}");
             assert!(
-                ["unchanged", "retuned", "structural"]
+                ["unchanged", "retuned", "structural", "new_mechanism"]
                     .contains(&c["change"]["class"].as_str().unwrap()),
                 "{c}"
             );

@@ -15,7 +15,7 @@ use autoarch_agent::campaign::{
 use autoarch_agent::config::{CampaignConfig, Overrides, StrategyChoice};
 use autoarch_agent::machine::testing::{InProcessTracer, Scripted, ScriptedEvaluator};
 use autoarch_agent::machine::{MachineError, Trace};
-use autoarch_agent::propose::mutation::MutationProposer;
+use autoarch_agent::propose::mutation::{EditKind, MutationProposer};
 use autoarch_agent::propose::{Proposal, ProposalContext, ProposeError, Proposer};
 use autoarch_archive::Fidelity;
 use autoarch_archive::{Archive, CandidateId, ProposerKind};
@@ -53,13 +53,14 @@ fn scored(seconds: f64) -> Arc<ScriptedEvaluator> {
 
 fn campaign(config: CampaignConfig, evaluator: Arc<ScriptedEvaluator>) -> Campaign {
     let max_edits = config.proposer.max_edits;
+    let kinds = config.proposer.edits.clone();
     let task = task(&config);
     Campaign::new(
         config,
         Archive::in_memory(),
         task,
         Parts {
-            proposer: Arc::new(MutationProposer { max_edits }),
+            proposer: Arc::new(MutationProposer { max_edits, kinds }),
             evaluator,
             tracer: Arc::new(InProcessTracer),
         },
@@ -91,10 +92,11 @@ fn proposals(archive: &Archive) -> Vec<autoarch_archive::Listed> {
 
 #[tokio::test(start_paused = true)]
 async fn the_candidate_budget_counts_every_proposal_and_duplicates_are_never_trained() {
-    let c = campaign(
-        config(&["mlp_only", "transformer"], "max_candidates = 12", ""),
-        scored(10.0),
-    );
+    // Width edits only: a space small enough that the proposer, which draws again when a child
+    // repeats a known design, runs out of new ones and offers duplicates.
+    let mut config = config(&["mlp_only", "transformer"], "max_candidates = 12", "");
+    config.proposer.edits = vec![EditKind::Width];
+    let c = campaign(config, scored(10.0));
     let s = c.run().await.unwrap();
     assert_eq!(s.stop, Stop::Finished);
     let listed = c.archive.list().unwrap();
@@ -398,7 +400,7 @@ async fn an_unavailable_proposer_stops_the_run_or_hands_over() {
 
     let mut c = campaign(config(&["mlp_only"], "max_candidates = 3", ""), scored(5.0));
     c.proposer = Arc::new(Gone);
-    c.fallback = Some(Arc::new(MutationProposer { max_edits: 2 }));
+    c.fallback = Some(Arc::new(MutationProposer::new(2)));
     let notes = Arc::new(Mutex::new(Vec::new()));
     let sink = notes.clone();
     c.observer = Arc::new(move |e| {
@@ -598,6 +600,7 @@ async fn a_used_up_search_space_stops_the_run_instead_of_proposing_forever() {
     std::fs::write(&seed, "# name: tiny\n# task: mqar\nD = 16\n\ndef model(tokens):\n    return linear(embedding(tokens, VOCAB, D), VOCAB)\n").unwrap();
     let mut config = config(&["mlp_only"], "max_compute_seconds = 1000000", "");
     config.seeds = vec![autoarch_agent::seeds::SeedSpec::File(seed)];
+    config.proposer.edits = vec![EditKind::Width];
     config.proposer.max_edits = 1;
     let c = campaign(config, scored(1.0));
     let s = c.run().await.unwrap();
@@ -865,6 +868,7 @@ async fn a_random_baseline_in_a_small_space_gives_up_instead_of_sampling_forever
     .unwrap();
     let mut config = config(&["mlp_only"], "max_candidates = 1", "");
     config.seeds = vec![autoarch_agent::seeds::SeedSpec::File(seed)];
+    config.proposer.edits = vec![EditKind::Width];
     let c = campaign(config, scored(1.0));
     c.run().await.unwrap();
     let s = c.random_baseline(10).await.unwrap();
@@ -946,7 +950,7 @@ impl Proposer for Analysing {
         ProposerKind::Mutation
     }
     async fn propose(&self, ctx: ProposalContext) -> Result<Proposal, ProposeError> {
-        MutationProposer { max_edits: 2 }.propose(ctx).await
+        MutationProposer::new(2).propose(ctx).await
     }
     async fn analyze(
         &self,
@@ -1199,6 +1203,7 @@ async fn random_search_in_a_used_up_space_ends_as_exhausted() {
     std::fs::write(&seed, "# name: tiny\n# task: mqar\nD = 16\n\ndef model(tokens):\n    return linear(embedding(tokens, VOCAB, D), VOCAB)\n").unwrap();
     let mut config = config(&["mlp_only"], "max_compute_seconds = 1000000", "");
     config.seeds = vec![autoarch_agent::seeds::SeedSpec::File(seed)];
+    config.proposer.edits = vec![EditKind::Width];
     config.search.strategy = StrategyChoice::Random;
     let c = campaign(config, scored(1.0));
     let s = c.run().await.unwrap();

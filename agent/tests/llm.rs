@@ -835,13 +835,17 @@ fn choose(ids: &[&str]) -> ResponseTemplate {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_edits_answer_is_applied_exactly_and_recorded_with_its_ids() {
+    // The width entry, and whichever token-mixer swap the menu offers.
     let server = replying(|body| {
         let menu = menu_of(body);
-        let id = |what: &str| menu.iter().find(|(_, w)| w == what).unwrap().0.clone();
-        choose(&[
-            &id("width D 16 -> 32"),
-            &id("token mixer mix -> mix_linear_attention"),
-        ])
+        let id = |what: &str| {
+            menu.iter()
+                .find(|(_, w)| w.starts_with(what))
+                .unwrap_or_else(|| panic!("no {what:?} in {menu:?}"))
+                .0
+                .clone()
+        };
+        choose(&[&id("width D 16 -> 32"), &id("token mixer mix -> ")])
     })
     .await;
     let c =
@@ -873,6 +877,12 @@ async fn an_edits_answer_is_applied_exactly_and_recorded_with_its_ids() {
         .unwrap()
         .contains("# The language's operations"));
 
+    let mixer = menu
+        .iter()
+        .find_map(|(_, w)| w.strip_prefix("token mixer mix -> "))
+        .unwrap()
+        .to_string();
+
     let r = c.records();
     let llm = r.llm();
     assert_eq!(llm.len(), 1);
@@ -881,17 +891,17 @@ async fn an_edits_answer_is_applied_exactly_and_recorded_with_its_ids() {
     // The parent with exactly the two edits: the width, and the mixer replaced at its call.
     let expected_body = BLOCK_SEED.split_once("D = 16").unwrap().1.replace(
         "h = h + mix(rms_norm(h))",
-        "h = h + mix_linear_attention(rms_norm(h))",
+        &format!("h = h + {mixer}(rms_norm(h))"),
     );
     assert!(code.starts_with("# name: chosen\n# task: mqar\n"), "{code}");
     assert!(
-        code.contains(
-            "# edit: width D 16 -> 32\n# edit: token mixer mix -> mix_linear_attention\n"
-        ),
+        code.contains(&format!(
+            "# edit: width D 16 -> 32\n# edit: token mixer mix -> {mixer}\n"
+        )),
         "{code}"
     );
     assert!(code.contains("D = 32\n"), "{code}");
-    assert!(code.contains("def mix_linear_attention(x):"), "{code}");
+    assert!(code.contains(&format!("def {mixer}(x):")), "{code}");
     for line in expected_body.lines().filter(|l| !l.is_empty()) {
         assert!(code.contains(line), "{line:?} missing from\n{code}");
     }
@@ -907,7 +917,7 @@ async fn an_edits_answer_is_applied_exactly_and_recorded_with_its_ids() {
     assert_eq!(chosen.len(), 2);
     assert!(chosen[0].ends_with(": width D 16 -> 32"), "{chosen:?}");
     assert!(
-        chosen[1].ends_with(": token mixer mix -> mix_linear_attention"),
+        chosen[1].ends_with(&format!(": token mixer mix -> {mixer}")),
         "{chosen:?}"
     );
     assert!(cand["motivation"]
@@ -1144,9 +1154,10 @@ async fn edits_answers_follow_the_structured_output_fallback_to_json_object_and_
     assert_eq!(r.llm()[0]["name"], "wider");
 }
 
-/// A design no structural edit applies to: its edit menu is empty.
+/// A design no edit applies to (one embedding of the token ids, nothing to re-size, swap, wrap
+/// or bypass): its edit menu is empty.
 const BARE_SEED: &str =
-    "# name: bare\n# task: mqar\ndef model(tokens):\n    return linear(embedding(tokens, VOCAB, 16), VOCAB)\n";
+    "# name: bare\n# task: mqar\ndef model(tokens):\n    return embedding(tokens, VOCAB, VOCAB)\n";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_empty_menu_is_no_proposal_with_edits_and_a_code_answer_with_auto() {

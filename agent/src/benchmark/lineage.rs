@@ -1,11 +1,16 @@
 //! What a campaign changed about its seed: the edit kinds along an incumbent's lineage, from
-//! its seed down to it, classed as re-tuning or structural.
+//! its seed down to it, classed as re-tuning or structural, and a structural change that calls
+//! language ops its seed does not as a new mechanism.
 //!
 //! The mutation proposer names a child `"<seed name> · <kind>+<kind>"` with the kinds of its
 //! own edits (the suffix of the parent's name is dropped), so the kinds of a lineage are read
 //! from the names of its members, following each one's first parent.
 
+use std::collections::BTreeSet;
+
 use autoarch_archive::{Archive, CandidateId, ProposerKind};
+use autoarch_sandbox::outline::outline;
+use autoarch_sandbox::REGISTRY;
 use serde::Serialize;
 
 use crate::propose::mutation::{EditKind, EDIT_KINDS};
@@ -20,8 +25,17 @@ pub enum Change {
     /// kinds, each once, in the order first applied.
     Retuned(Vec<String>),
     /// At least one structural edit (a mixer swap, a gate, a residual, a skip, an activation or
-    /// norm swap, a crossover): every kind of the lineage, each once, in the order first applied.
+    /// norm swap, a crossover, a primitive edit) that calls no language op the seed lacks: every
+    /// kind of the lineage, each once, in the order first applied.
     Structural(Vec<String>),
+    /// Structural edits that brought in language ops the seed does not call: a new mechanism
+    /// (a shift is `pad` and `slice`, a running mean `cumsum`, a gate `sigmoid`). The kinds,
+    /// and the ops added and removed, by name.
+    NewMechanism {
+        kinds: Vec<String>,
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
     /// A member of the lineage names no edit kinds (an LLM's proposal, or an older archive).
     Unrecorded,
 }
@@ -33,6 +47,15 @@ impl Change {
             Change::Unchanged => "the seed unchanged".into(),
             Change::Retuned(kinds) => format!("re-tuned ({})", kinds.join(", ")),
             Change::Structural(kinds) => format!("structural ({})", kinds.join(", ")),
+            Change::NewMechanism {
+                kinds,
+                added,
+                removed,
+            } => {
+                let mut ops: Vec<String> = added.iter().map(|o| format!("+{o}")).collect();
+                ops.extend(removed.iter().map(|o| format!("−{o}")));
+                format!("new mechanism: {} ({})", ops.join(" "), kinds.join(", "))
+            }
             Change::Unrecorded => "edits not recorded".into(),
         }
     }
@@ -47,19 +70,24 @@ fn retunes(kind: EditKind) -> bool {
         | EditKind::Heads
         | EditKind::Kernel
         | EditKind::Tie
-        | EditKind::Untie => true,
+        | EditKind::Untie
+        | EditKind::Alter => true,
         EditKind::Activation
         | EditKind::Norm
         | EditKind::Mixer
         | EditKind::Residual
         | EditKind::Gate
         | EditKind::Skip
-        | EditKind::Crossover => false,
+        | EditKind::Crossover
+        | EditKind::Insert
+        | EditKind::Primitive
+        | EditKind::Delete
+        | EditKind::Rewire => false,
     }
 }
 
 fn kind_name(kind: EditKind) -> String {
-    format!("{kind:?}").to_lowercase()
+    kind.name().to_string()
 }
 
 /// The edit kinds a mutation's name carries (`"Transformer · heads+depth"`), or `None` when
@@ -96,9 +124,54 @@ pub fn classify(kinds: &[EditKind]) -> Change {
     }
 }
 
+/// The language ops a design's code calls (its helpers' included), by name.
+fn ops_called(code: &str) -> BTreeSet<String> {
+    let Ok(o) = outline(code) else {
+        return BTreeSet::new();
+    };
+    o.calls
+        .iter()
+        .filter(|c| REGISTRY.iter().any(|op| op.name == c.callee))
+        .map(|c| c.callee.clone())
+        .collect()
+}
+
+/// A structural change, told apart by the ops it brought in: a new mechanism when the
+/// incumbent calls an op its seed does not.
+fn by_ops(change: Change, seed: &str, incumbent: &str) -> Change {
+    let Change::Structural(kinds) = change else {
+        return change;
+    };
+    let (before, after) = (ops_called(seed), ops_called(incumbent));
+    let added: Vec<String> = after.difference(&before).cloned().collect();
+    let removed: Vec<String> = before.difference(&after).cloned().collect();
+    // An op that only stands in for a removed one of its family (relu for gelu, rms_norm for
+    // layer_norm) is a swap, not a mechanism.
+    let family = |name: &String| {
+        REGISTRY
+            .iter()
+            .find(|op| op.name == *name)
+            .map(|op| op.category)
+    };
+    let swapped = removed.iter().filter_map(family).collect::<Vec<_>>();
+    if added
+        .iter()
+        .all(|a| family(a).is_some_and(|f| swapped.contains(&f)))
+    {
+        return Change::Structural(kinds);
+    }
+    Change::NewMechanism {
+        kinds,
+        added,
+        removed,
+    }
+}
+
 /// The change from its seed of candidate `id` of `archive`: its lineage is followed by first
 /// parents up to a seed (or a candidate without parents).
 pub fn change(archive: &Archive, id: CandidateId) -> autoarch_archive::Result<Change> {
+    let incumbent = archive.candidate(id)?.map(|c| c.code).unwrap_or_default();
+    let mut seed = String::new();
     let mut kinds: Vec<EditKind> = Vec::new();
     let mut next = Some(id);
     // A lineage is acyclic; the bound only keeps a damaged archive from looping.
@@ -110,6 +183,7 @@ pub fn change(archive: &Archive, id: CandidateId) -> autoarch_archive::Result<Ch
             break;
         };
         if matches!(c.proposer, ProposerKind::Seed | ProposerKind::Human) {
+            seed = c.code;
             break;
         }
         let Some(own) = kinds_of_name(&c.name) else {
@@ -118,8 +192,9 @@ pub fn change(archive: &Archive, id: CandidateId) -> autoarch_archive::Result<Ch
         // Walking up, so each step's kinds go before the ones found so far.
         kinds.splice(0..0, own);
         next = c.parents.first().copied();
+        seed = c.code;
     }
-    Ok(classify(&kinds))
+    Ok(by_ops(classify(&kinds), &seed, &incumbent))
 }
 
 #[cfg(test)]
@@ -199,5 +274,46 @@ mod tests {
             Change::Structural(vec!["heads".into(), "gate".into(), "width".into()])
         );
         assert_eq!(change(&archive, llm).unwrap(), Change::Unrecorded);
+    }
+
+    #[test]
+    fn a_structural_change_that_calls_new_ops_is_a_new_mechanism() {
+        let seed_code = "def model(x):\n    return linear(gelu(linear(x, 8)), 4)\n";
+        let shift_code = "def shift(x, n):\n    return pad(slice(x, 1, 0, 31), [n, 0], axis=1)\n\ndef model(x):\n    return linear(gelu(linear(shift(x, 1), 8)), 4)\n";
+        assert_eq!(
+            by_ops(classify(&[EditKind::Primitive]), seed_code, shift_code),
+            Change::NewMechanism {
+                kinds: vec!["primitive".into()],
+                added: vec!["pad".into(), "slice".into()],
+                removed: vec![],
+            }
+        );
+        assert_eq!(
+            by_ops(classify(&[EditKind::Primitive]), seed_code, shift_code).describe(),
+            "new mechanism: +pad +slice (primitive)"
+        );
+        // A swap within an op family is structural; a square where there was none is new.
+        let relu_code = seed_code.replace("gelu", "relu");
+        assert_eq!(
+            by_ops(classify(&[EditKind::Activation]), seed_code, &relu_code).describe(),
+            "structural (activation)"
+        );
+        let squared = seed_code
+            .replace("gelu(", "square(gelu(")
+            .replace("8)", "8))");
+        assert_eq!(
+            by_ops(classify(&[EditKind::Primitive]), seed_code, &squared).describe(),
+            "new mechanism: +square (primitive)"
+        );
+        // The same ops, wired otherwise: structural. Re-tuning stays re-tuning whatever it calls.
+        let wider = seed_code.replace("8)", "16)");
+        assert_eq!(
+            by_ops(classify(&[EditKind::Residual]), seed_code, &wider).describe(),
+            "structural (residual)"
+        );
+        assert_eq!(
+            by_ops(classify(&[EditKind::Width]), seed_code, &relu_code).describe(),
+            "re-tuned (width)"
+        );
     }
 }

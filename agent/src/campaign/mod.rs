@@ -24,7 +24,7 @@
 //! let config = CampaignConfig::embedded();
 //! let (task, archive) = autoarch_agent::campaign::open(&config)?;
 //! let campaign = Campaign::new(config, archive, task, Parts {
-//!     proposer: Arc::new(MutationProposer { max_edits: 2 }),
+//!     proposer: Arc::new(MutationProposer::new(2)),
 //!     evaluator: Arc::new(ScriptedEvaluator::new(2, |_| Scripted::ok(0.5, 1.0))),
 //!     tracer: Arc::new(InProcessTracer),
 //! });
@@ -417,7 +417,10 @@ impl Campaign {
         if context::traced_seeds(&self.archive)?.is_empty() {
             return Err(Error::NothingToSample);
         }
-        let proposer = Arc::new(MutationProposer { max_edits: 3 });
+        let proposer = Arc::new(MutationProposer {
+            max_edits: 3,
+            kinds: self.config.proposer.edits.clone(),
+        });
         let engine = Engine::new(
             self,
             Purpose::Baseline { target: n },

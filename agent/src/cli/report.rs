@@ -47,7 +47,10 @@ fn with_random_baseline(dir: &Path, n: usize) -> anyhow::Result<Result<String, E
     drop(archive);
     start_log(dir)?;
     // The baseline samples with the mutation proposer whatever the campaign used.
-    let proposer = Arc::new(MutationProposer { max_edits: 3 });
+    let proposer = Arc::new(MutationProposer {
+        max_edits: 3,
+        kinds: config.proposer.edits.clone(),
+    });
     let mut campaign = campaign(config, proposer)?;
     let progress = Progress::new(false);
     campaign.observer = progress.observer();

@@ -104,6 +104,7 @@ fn fallback(config: &CampaignConfig) -> Option<Arc<dyn Proposer>> {
         .then(|| {
             Arc::new(MutationProposer {
                 max_edits: config.proposer.max_edits,
+                kinds: config.proposer.edits.clone(),
             }) as Arc<dyn Proposer>
         })
 }

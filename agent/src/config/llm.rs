@@ -17,12 +17,85 @@ pub enum ProposerChoice {
     Llm,
 }
 
+/// A kind of edit the mutation proposer makes (and the LLM's edit menu offers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EditKind {
+    Width,
+    Depth,
+    Heads,
+    Kernel,
+    Activation,
+    Norm,
+    Mixer,
+    Residual,
+    Gate,
+    Skip,
+    Tie,
+    Untie,
+    Crossover,
+    Insert,
+    Primitive,
+    Delete,
+    Rewire,
+    Alter,
+}
+
+impl EditKind {
+    pub const ALL: [EditKind; 18] = [
+        EditKind::Width,
+        EditKind::Depth,
+        EditKind::Heads,
+        EditKind::Kernel,
+        EditKind::Activation,
+        EditKind::Norm,
+        EditKind::Mixer,
+        EditKind::Residual,
+        EditKind::Gate,
+        EditKind::Skip,
+        EditKind::Tie,
+        EditKind::Untie,
+        EditKind::Crossover,
+        EditKind::Insert,
+        EditKind::Primitive,
+        EditKind::Delete,
+        EditKind::Rewire,
+        EditKind::Alter,
+    ];
+
+    /// The name configs, candidate names and reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            EditKind::Width => "width",
+            EditKind::Depth => "depth",
+            EditKind::Heads => "heads",
+            EditKind::Kernel => "kernel",
+            EditKind::Activation => "activation",
+            EditKind::Norm => "norm",
+            EditKind::Mixer => "mixer",
+            EditKind::Residual => "residual",
+            EditKind::Gate => "gate",
+            EditKind::Skip => "skip",
+            EditKind::Tie => "tie",
+            EditKind::Untie => "untie",
+            EditKind::Crossover => "crossover",
+            EditKind::Insert => "insert",
+            EditKind::Primitive => "primitive",
+            EditKind::Delete => "delete",
+            EditKind::Rewire => "rewire",
+            EditKind::Alter => "alter",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProposerConfig {
     pub kind: ProposerChoice,
     /// The most edits the mutation proposer applies to one parent.
     pub max_edits: u32,
+    /// The kinds of edit the mutation proposer makes (all by default).
+    pub edits: Vec<EditKind>,
 }
 
 impl Default for ProposerConfig {
@@ -30,6 +103,7 @@ impl Default for ProposerConfig {
         ProposerConfig {
             kind: ProposerChoice::Mutation,
             max_edits: 2,
+            edits: EditKind::ALL.to_vec(),
         }
     }
 }
@@ -234,6 +308,9 @@ impl LlmConfig {
         }
         if !(1..=3).contains(&proposer.max_edits) {
             return bad("proposer.max_edits", "must be 1, 2 or 3");
+        }
+        if proposer.edits.is_empty() {
+            return bad("proposer.edits", "must name at least one kind of edit");
         }
         Ok(())
     }

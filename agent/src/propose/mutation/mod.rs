@@ -1,6 +1,8 @@
 //! The mutation proposer: structural edits of a parent's source that keep it valid code —
 //! widths, depth, heads, kernel sizes; activation, norm and token-mixer swaps; residuals, gates
-//! and skips; weight tying; crossover of blocks from an inspiration.
+//! and skips; weight tying; crossover of blocks from an inspiration — and edits that build
+//! mechanisms from primitives ([`primitives`]): insert a mixer branch, put a primitive on a
+//! path, bypass a call, rewire an operand, alter a primitive's constant.
 //!
 //! Edits are made on the source text (located by the sandbox's outline), so the author's
 //! helpers, names and comments survive and every candidate's code stays readable. Each kind
@@ -8,11 +10,12 @@
 
 mod edits;
 pub mod menu;
+mod primitives;
 
 use async_trait::async_trait;
-use autoarch_archive::ProposerKind;
+use autoarch_archive::{CandidateId, ProposerKind};
 use autoarch_sandbox::outline::{apply_edits, outline, Edit, Outline};
-use autoarch_sandbox::{DType, TaskShape};
+use autoarch_sandbox::{DType, TaskShape, TraceOutcome};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -20,39 +23,11 @@ use rand_chacha::ChaCha8Rng;
 use crate::propose::{Draft, Proposal, ProposalContext, ProposeError, Proposer};
 use crate::seeds::Header;
 
-/// The kinds of edit, in the order `autoarch` documents them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum EditKind {
-    Width,
-    Depth,
-    Heads,
-    Kernel,
-    Activation,
-    Norm,
-    Mixer,
-    Residual,
-    Gate,
-    Skip,
-    Tie,
-    Untie,
-    Crossover,
-}
+/// The kinds of edit, in the order `autoarch` documents them (`[proposer] edits` chooses
+/// among them).
+pub use crate::config::EditKind;
 
-pub const EDIT_KINDS: &[EditKind] = &[
-    EditKind::Width,
-    EditKind::Depth,
-    EditKind::Heads,
-    EditKind::Kernel,
-    EditKind::Activation,
-    EditKind::Norm,
-    EditKind::Mixer,
-    EditKind::Residual,
-    EditKind::Gate,
-    EditKind::Skip,
-    EditKind::Tie,
-    EditKind::Untie,
-    EditKind::Crossover,
-];
+pub const EDIT_KINDS: &[EditKind] = &EditKind::ALL;
 
 /// One edit applied to a source: the new source, what was done in words, and the text edits
 /// (on the source it was made for) that did it.
@@ -108,6 +83,11 @@ pub fn candidates(
         EditKind::Tie => edits::tie(&site),
         EditKind::Untie => edits::untie(&site),
         EditKind::Crossover => edits::crossover(&site),
+        EditKind::Insert => primitives::insert(&site),
+        EditKind::Primitive => primitives::primitive(&site),
+        EditKind::Delete => primitives::delete(&site),
+        EditKind::Rewire => primitives::rewire(&site),
+        EditKind::Alter => primitives::alter(&site),
     };
     options
         .into_iter()
@@ -123,15 +103,16 @@ pub fn candidates(
         .collect()
 }
 
-/// Applies one random edit that fits; `None` when no edit of any kind applies.
+/// Applies one random edit of one of `kinds` that fits; `None` when none applies.
 pub fn mutate_once(
     source: &str,
     task: TaskKind,
+    kinds: &[EditKind],
     partner: Option<&str>,
     rng: &mut impl Rng,
 ) -> Option<Applied> {
     let o = outline(source).ok()?;
-    let mut kinds: Vec<EditKind> = EDIT_KINDS.to_vec();
+    let mut kinds: Vec<EditKind> = kinds.to_vec();
     // Try kinds in random order; within a kind, a random site and value.
     while !kinds.is_empty() {
         let k = kinds.remove(rng.random_range(0..kinds.len()));
@@ -176,12 +157,13 @@ pub struct Mutated {
     pub kinds: Vec<EditKind>,
 }
 
-/// Applies `n` random edits to `parent` (crossover may take blocks from `partner`), fewer when
-/// no edit applies any more.
+/// Applies `n` random edits of `kinds` to `parent` (crossover may take blocks from `partner`),
+/// fewer when no edit applies any more.
 pub fn mutate(
     parent_name: &str,
     parent: &str,
     task: TaskKind,
+    kinds: &[EditKind],
     partner: Option<&str>,
     n: u32,
     rng: &mut impl Rng,
@@ -189,7 +171,7 @@ pub fn mutate(
     let mut code = parent.to_string();
     let mut applied = Vec::new();
     for _ in 0..n {
-        match mutate_once(&code, task, partner, rng) {
+        match mutate_once(&code, task, kinds, partner, rng) {
             Some(a) => {
                 code = a.code.clone();
                 applied.push(a);
@@ -205,11 +187,7 @@ pub fn mutate(
     let name = format!(
         "{} · {}",
         base_name(parent_name),
-        kinds
-            .iter()
-            .map(|k| format!("{k:?}").to_lowercase())
-            .collect::<Vec<_>>()
-            .join("+")
+        kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join("+")
     );
     Some(Mutated {
         code: rewrite_header(&code, &name, &descriptions),
@@ -222,7 +200,24 @@ pub fn mutate(
 /// The offline proposer.
 pub struct MutationProposer {
     pub max_edits: u32,
+    /// The kinds of edit it makes.
+    pub kinds: Vec<EditKind>,
 }
+
+impl MutationProposer {
+    /// Up to `max_edits` edits of any kind per proposal.
+    pub fn new(max_edits: u32) -> MutationProposer {
+        MutationProposer {
+            max_edits,
+            kinds: EditKind::ALL.to_vec(),
+        }
+    }
+}
+
+/// Draws a proposal may make before it gives what it has: a child that does not trace, or
+/// repeats a design the archive holds, is drawn again, so what is offered traces and is new
+/// whenever a few draws can find such a child.
+pub const DRAWS: usize = 8;
 
 #[async_trait]
 impl Proposer for MutationProposer {
@@ -233,35 +228,68 @@ impl Proposer for MutationProposer {
     async fn propose(&self, ctx: ProposalContext) -> Result<Proposal, ProposeError> {
         let mut rng = ChaCha8Rng::seed_from_u64(ctx.seed);
         let task = TaskKind::of(&ctx.task);
-        let partner = ctx.inspirations.choose(&mut rng);
-        let n = ctx.edits.draw(self.max_edits, &mut rng);
-        let m = mutate(
-            &ctx.parent.candidate.name,
-            &ctx.parent.candidate.code,
-            task,
-            partner.map(|p| p.candidate.code.as_str()),
-            n,
-            &mut rng,
-        )
-        .ok_or_else(|| ProposeError::Nothing("no edit applies to the parent".into()))?;
-        let mut parents = vec![ctx.parent.candidate.id];
-        if let Some(p) = partner {
-            if m.kinds.contains(&EditKind::Crossover) && p.candidate.id != ctx.parent.candidate.id {
-                parents.push(p.candidate.id);
+        // The best so far: a traced duplicate beats code that does not trace.
+        let mut best: Option<(bool, Proposal)> = None;
+        for _ in 0..DRAWS {
+            let partner = ctx.inspirations.choose(&mut rng);
+            let n = ctx.edits.draw(self.max_edits, &mut rng);
+            let Some(m) = mutate(
+                &ctx.parent.candidate.name,
+                &ctx.parent.candidate.code,
+                task,
+                &self.kinds,
+                partner.map(|p| p.candidate.code.as_str()),
+                n,
+                &mut rng,
+            ) else {
+                break;
+            };
+            let outcome = ctx.checker.check(&m.code).await?;
+            let traced = matches!(outcome, TraceOutcome::Ok(_));
+            let fresh = match &outcome {
+                TraceOutcome::Ok(t) => !ctx.known.contains(&t.fingerprint.0),
+                TraceOutcome::Invalid { .. } => false,
+            };
+            let proposal = proposal(&ctx, partner.map(|p| p.candidate.id), m, outcome);
+            if fresh {
+                return Ok(proposal);
+            }
+            if best.as_ref().is_none_or(|(t, _)| traced || !t) {
+                best = Some((traced, proposal));
             }
         }
-        Ok(Proposal {
-            name: m.name,
-            motivation: format!(
-                "Mutation of #{}: {}.",
-                ctx.parent.candidate.id, m.description
-            ),
-            parents,
-            model: None,
-            calls: vec![],
-            draft: Draft::Code(m.code),
-            notes: Vec::new(),
-        })
+        best.map(|(_, p)| p)
+            .ok_or_else(|| ProposeError::Nothing("no edit applies to the parent".into()))
+    }
+}
+
+/// The proposal of a mutated design, traced (`partner`: the crossover partner drawn).
+fn proposal(
+    ctx: &ProposalContext,
+    partner: Option<CandidateId>,
+    m: Mutated,
+    outcome: TraceOutcome,
+) -> Proposal {
+    let mut parents = vec![ctx.parent.candidate.id];
+    if let Some(p) = partner {
+        if m.kinds.contains(&EditKind::Crossover) && p != ctx.parent.candidate.id {
+            parents.push(p);
+        }
+    }
+    Proposal {
+        name: m.name,
+        motivation: format!(
+            "Mutation of #{}: {}.",
+            ctx.parent.candidate.id, m.description
+        ),
+        parents,
+        model: None,
+        calls: vec![],
+        draft: Draft::Traced {
+            code: m.code,
+            outcome,
+        },
+        notes: Vec::new(),
     }
 }
 
@@ -291,8 +319,15 @@ mod tests {
             let mut current = (name.to_string(), code.to_string());
             for round in 0..rounds {
                 let n = rng.random_range(1..=2);
-                let Some(m) = mutate(&current.0, &current.1, kind, Some(partner), n, &mut rng)
-                else {
+                let Some(m) = mutate(
+                    &current.0,
+                    &current.1,
+                    kind,
+                    EDIT_KINDS,
+                    Some(partner),
+                    n,
+                    &mut rng,
+                ) else {
                     continue;
                 };
                 total += 1;
@@ -322,12 +357,15 @@ mod tests {
         (ok, total, by_kind)
     }
 
+    // Raw edits are made on the text without shapes; the proposer traces each draw and offers
+    // only what traces (`what_the_proposer_offers_traces_and_is_new`), so this share is the
+    // draws it spends, not what a campaign sees.
     #[test]
-    fn at_least_nine_in_ten_sequence_mutations_trace() {
+    fn at_least_four_in_five_sequence_mutations_trace() {
         let (ok, total, by_kind) = trace_share("mqar", 40);
         eprintln!("mqar: {ok}/{total} traced; by kind {by_kind:?}");
         assert!(total >= 200, "{total}");
-        assert!(ok as f64 >= 0.9 * total as f64, "{ok}/{total}: {by_kind:?}");
+        assert!(ok as f64 >= 0.8 * total as f64, "{ok}/{total}: {by_kind:?}");
         // Every kind that applies to sequence models was exercised.
         for k in EDIT_KINDS.iter().filter(|k| **k != EditKind::Kernel) {
             assert!(by_kind.contains_key(k), "{k:?} never applied: {by_kind:?}");
@@ -335,10 +373,10 @@ mod tests {
     }
 
     #[test]
-    fn at_least_nine_in_ten_image_mutations_trace() {
+    fn at_least_four_in_five_image_mutations_trace() {
         let (ok, total, by_kind) = trace_share("digits", 40);
         eprintln!("digits: {ok}/{total} traced; by kind {by_kind:?}");
-        assert!(ok as f64 >= 0.9 * total as f64, "{ok}/{total}: {by_kind:?}");
+        assert!(ok as f64 >= 0.8 * total as f64, "{ok}/{total}: {by_kind:?}");
         assert!(by_kind.contains_key(&EditKind::Kernel), "{by_kind:?}");
     }
 
@@ -388,6 +426,57 @@ mod tests {
                 "{}",
                 s.description
             );
+        }
+    }
+
+    /// A proposal context for the transformer seed on `mqar`, traced in process.
+    fn transformer_context(seed: u64, known: crate::propose::Known) -> ProposalContext {
+        let archive = autoarch_archive::Archive::in_memory();
+        let code = crate::seeds::by_name("transformer").unwrap();
+        let mut new = autoarch_archive::testing::candidate("transformer", &[]);
+        new.code = code.to_string();
+        new.task = "mqar".into();
+        let id = archive.insert_candidate(new).unwrap();
+        let shape = TaskShape::by_name("mqar").unwrap();
+        ProposalContext {
+            task: shape.clone(),
+            limits: autoarch_sandbox::Limits::default(),
+            parent: crate::propose::Shown {
+                candidate: archive.candidate(id).unwrap().unwrap(),
+                summary: archive.summary(id).unwrap(),
+                curve: String::new(),
+            },
+            inspirations: Vec::new(),
+            failures: Vec::new(),
+            insights: Vec::new(),
+            seed,
+            checker: crate::propose::Checker::new(
+                std::sync::Arc::new(crate::machine::testing::InProcessTracer),
+                TraceConfig::new(shape),
+            ),
+            known,
+            edits: crate::propose::EditCount::Proposer,
+        }
+    }
+
+    #[tokio::test]
+    async fn what_the_proposer_offers_traces_and_is_new() {
+        let proposer = MutationProposer::new(2);
+        let known = crate::propose::Known::default();
+        for seed in 0..40 {
+            let p = proposer
+                .propose(transformer_context(seed, known.clone()))
+                .await
+                .unwrap();
+            let Draft::Traced {
+                outcome: TraceOutcome::Ok(t),
+                ..
+            } = &p.draft
+            else {
+                panic!("proposal {seed} ({}) was offered untraced", p.name);
+            };
+            assert!(!known.contains(&t.fingerprint.0), "{seed}: a known design");
+            known.insert(&t.fingerprint.0);
         }
     }
 }
