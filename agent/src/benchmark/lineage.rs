@@ -124,6 +124,13 @@ pub fn classify(kinds: &[EditKind]) -> Change {
     }
 }
 
+/// Ops that stand in for one another: a design that calls one of a group and gains another
+/// has swapped, not gained a mechanism. (`sigmoid` is not here: it makes gates.)
+const SWAPPABLE: &[&[&str]] = &[
+    &["relu", "gelu", "silu", "tanh", "elu", "softplus"],
+    &["layer_norm", "rms_norm", "batch_norm", "group_norm"],
+];
+
 /// The language ops a design's code calls (its helpers' included), by name.
 fn ops_called(code: &str) -> BTreeSet<String> {
     let Ok(o) = outline(code) else {
@@ -145,19 +152,14 @@ fn by_ops(change: Change, seed: &str, incumbent: &str) -> Change {
     let (before, after) = (ops_called(seed), ops_called(incumbent));
     let added: Vec<String> = after.difference(&before).cloned().collect();
     let removed: Vec<String> = before.difference(&after).cloned().collect();
-    // An op that only stands in for a removed one of its family (relu for gelu, rms_norm for
-    // layer_norm) is a swap, not a mechanism.
-    let family = |name: &String| {
-        REGISTRY
+    // An activation or a norm where the seed has one of its kind (relu for gelu, layer_norm
+    // beside rms_norm) is a swap, not a mechanism.
+    let swap = |op: &String| {
+        SWAPPABLE
             .iter()
-            .find(|op| op.name == *name)
-            .map(|op| op.category)
+            .any(|group| group.contains(&op.as_str()) && group.iter().any(|o| before.contains(*o)))
     };
-    let swapped = removed.iter().filter_map(family).collect::<Vec<_>>();
-    if added
-        .iter()
-        .all(|a| family(a).is_some_and(|f| swapped.contains(&f)))
-    {
+    if added.iter().all(swap) {
         return Change::Structural(kinds);
     }
     Change::NewMechanism {
@@ -292,7 +294,15 @@ mod tests {
             by_ops(classify(&[EditKind::Primitive]), seed_code, shift_code).describe(),
             "new mechanism: +pad +slice (primitive)"
         );
-        // A swap within an op family is structural; a square where there was none is new.
+        // A swap of an activation or a norm is structural, even where the seed keeps the old
+        // one elsewhere; a square where there was none is new.
+        let normed = "def model(x):\n    return linear(rms_norm(gelu(linear(x, 8))), 4)\n";
+        let both =
+            "def model(x):\n    return linear(layer_norm(silu(linear(rms_norm(x), 8))), 4)\n";
+        assert_eq!(
+            by_ops(classify(&[EditKind::Norm]), normed, both).describe(),
+            "structural (norm)"
+        );
         let relu_code = seed_code.replace("gelu", "relu");
         assert_eq!(
             by_ops(classify(&[EditKind::Activation]), seed_code, &relu_code).describe(),
