@@ -127,7 +127,7 @@ pub fn wait_within(
 /// Whether a dead child's last words say it ran out of memory (Rust's allocation failure, an
 /// OOM from a library, a collection that could not grow).
 pub fn out_of_memory(stderr: &str) -> bool {
-    stderr.contains("memory allocation of")
+    stderr.contains("memory allocation")
         || stderr.contains("out of memory")
         || stderr.contains("OutOfMemory")
         || stderr.contains("capacity overflow")

@@ -131,13 +131,22 @@ const SWAPPABLE: &[&[&str]] = &[
     &["layer_norm", "rms_norm", "batch_norm", "group_norm"],
 ];
 
-/// The language ops a design's code calls (its helpers' included), by name.
+/// The language ops a design's code calls on its way from `model` (helpers it calls, and theirs;
+/// a helper an edit left behind unused does not count), by name.
 fn ops_called(code: &str) -> BTreeSet<String> {
     let Ok(o) = outline(code) else {
         return BTreeSet::new();
     };
+    let mut reached = BTreeSet::new();
+    let mut stack = vec!["model".to_string()];
+    while let Some(name) = stack.pop() {
+        if let Some(d) = o.def(&name).filter(|_| reached.insert(name.clone())) {
+            stack.extend(d.names.iter().filter(|n| o.def(n).is_some()).cloned());
+        }
+    }
     o.calls
         .iter()
+        .filter(|c| c.function.as_ref().is_some_and(|f| reached.contains(f)))
         .filter(|c| REGISTRY.iter().any(|op| op.name == c.callee))
         .map(|c| c.callee.clone())
         .collect()
@@ -292,6 +301,12 @@ mod tests {
         );
         assert_eq!(
             by_ops(classify(&[EditKind::Primitive]), seed_code, shift_code).describe(),
+            "new mechanism: +pad +slice (primitive)"
+        );
+        // A helper left defined but no longer called brings nothing in.
+        let dead = format!("{shift_code}\ndef unused(x):\n    return cumsum(x, axis=1)\n");
+        assert_eq!(
+            by_ops(classify(&[EditKind::Primitive]), seed_code, &dead).describe(),
             "new mechanism: +pad +slice (primitive)"
         );
         // A swap of an activation or a norm is structural, even where the seed keeps the old

@@ -313,15 +313,16 @@ impl Evaluator {
                 return Ok(None);
             }
             self.worker.take().expect("running").kill();
-            return Err(MachineError::WorkerLost {
-message: format!(
+            let message = format!(
                 "the worker {} gave no answer within the job's {:.0} s timeout and {:.0} s more, and was stopped",
                 self.worker_name(),
                 limits.timeout.as_secs_f64(),
                 REMOTE_GRACE.as_secs_f64()
-            ),
-took_job: true,
-});
+            );
+            return Err(MachineError::WorkerLost {
+                message,
+                took_job: true,
+            });
         }
         Ok(self.check_local(id, limits, deadline))
     }

@@ -149,19 +149,30 @@ fn may_be_tensor(text: &str) -> bool {
         .any(|w| w.starts_with(|c: char| c.is_ascii_lowercase() || c == '_'))
 }
 
-/// Where an expression sits, for descriptions: the assignment or return it is part of, and the
-/// function.
+/// Source text on one line, shortened: for descriptions, which are one line each.
+fn short(text: &str) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= 60 {
+        return flat;
+    }
+    let cut: String = flat.chars().take(57).collect();
+    format!("{cut}...")
+}
+
+/// Where an expression sits, for descriptions: the statement it is part of (so that two sites
+/// read differently) and the function.
 fn place(o: &Outline, source: &str, span: &Range<usize>) -> String {
     let contains = |outer: &Range<usize>| outer.start <= span.start && span.end <= outer.end;
+    let at = short(&source[span.clone()]);
     if let Some(a) = o.assigns.iter().find(|a| contains(&a.value_span)) {
         let f = a.function.as_deref().unwrap_or("?");
-        return format!("`{}` in {} = … ({f})", &source[span.clone()], a.target);
+        return format!("`{at}` in `{}` ({f})", short(&source[a.span.clone()]));
     }
     if let Some(r) = o.returns.iter().find(|r| contains(&r.value_span)) {
         let f = r.function.as_deref().unwrap_or("?");
-        return format!("`{}` in the return of {f}", &source[span.clone()]);
+        return format!("`{at}` in `{}` ({f})", short(&source[r.span.clone()]));
     }
-    format!("`{}`", &source[span.clone()])
+    format!("`{at}`")
 }
 
 /// The places a primitive can go: every positional argument of a call inside a function that
@@ -256,8 +267,7 @@ pub(super) fn insert(s: &Site<'_>) -> Options {
                 format!("\n{}{t} = {t} + {name}(rms_norm({t}))", a.indent),
             )];
             with_helper(s, &mut edits, Some(name));
-            let after = &source[a.span.clone()];
-            let after = after.lines().next().unwrap_or(after);
+            let after = short(&source[a.span.clone()]);
             out.push((
                 edits,
                 format!("insert a {name} branch after `{after}` ({f})"),
@@ -281,8 +291,20 @@ pub(super) fn delete(s: &Site<'_>) -> Options {
         if !may_be_tensor(e) {
             continue;
         }
+        // An operand that is not one term keeps its parentheses: `f(a + b) * c` bypassed is
+        // `(a + b) * c`.
+        let one_term = is_identifier(e)
+            || s.outline
+                .calls
+                .iter()
+                .any(|inner| inner.span == first.value_span);
+        let bypassed = if one_term {
+            e.to_string()
+        } else {
+            format!("({e})")
+        };
         out.push((
-            vec![Edit::new(c.span.clone(), e)],
+            vec![Edit::new(c.span.clone(), bypassed)],
             format!(
                 "bypass {} on {}",
                 c.callee,
@@ -424,7 +446,9 @@ mod tests {
         let all = options("transformer", EditKind::Primitive, true);
         let shift = all
             .iter()
-            .find(|a| a.description == "shift by 1 on `h` in q = … (attention)")
+            .find(|a| {
+                a.description == "shift by 1 on `h` in `q = split_heads(linear(h, D))` (attention)"
+            })
             .unwrap_or_else(|| {
                 let d: Vec<&str> = all.iter().map(|a| a.description.as_str()).collect();
                 panic!("{d:#?}")
@@ -438,7 +462,10 @@ mod tests {
         assert!(traces(&shift.code, "mqar"));
         let beside = all
             .iter()
-            .find(|a| a.description == "shift by 2 beside `h` in k = … (attention), as a residual")
+            .find(|a| {
+                a.description
+                    == "shift by 2 beside `h` in `k = split_heads(linear(h, D))` (attention), as a residual"
+            })
             .unwrap();
         assert!(beside
             .code
@@ -494,12 +521,37 @@ mod tests {
         );
         let words: Vec<&str> = all.iter().map(|a| a.description.as_str()).collect();
         assert!(
-            words.contains(&"shift 3 -> 2 on `shift(h, 3)` in q = … (attention)"),
+            words.contains(
+                &"shift 3 -> 2 on `shift(h, 3)` in `q = split_heads(linear(shift(h, 3), D))` (attention)"
+            ),
             "{words:#?}"
         );
         assert!(!words.iter().any(|w| w.starts_with("shift 3 -> 4")));
-        assert!(words.contains(&"expansion 4 -> 8 in `linear(h, 4 * D)` in the return of mlp"));
-        assert!(words.contains(&"expansion 4 -> 2 in `linear(h, 4 * D)` in the return of mlp"));
+        let mlp = "`linear(h, 4 * D)` in `return linear(gelu(linear(h, 4 * D)), D)` (mlp)";
+        assert!(words.contains(&format!("expansion 4 -> 8 in {mlp}").as_str()));
+        assert!(words.contains(&format!("expansion 4 -> 2 in {mlp}").as_str()));
         assert!(all.iter().all(|a| traces(&a.code, "mqar")), "{words:#?}");
+    }
+
+    #[test]
+    fn a_bypass_keeps_the_operands_grouping_and_sites_read_apart() {
+        let code = "D = 16\n\ndef model(tokens):\n    h = embedding(tokens, VOCAB, D)\n    g = h\n    h = silu(h + g) * h\n    return linear(rms_norm(h), VOCAB)\n";
+        let o = outline(code).unwrap();
+        let all = candidates(
+            EditKind::Delete,
+            code,
+            &o,
+            TaskKind { sequence: true },
+            None,
+        );
+        let silu = all
+            .iter()
+            .find(|a| a.description.starts_with("bypass silu"))
+            .unwrap();
+        assert!(silu.code.contains("h = (h + g) * h\n"), "{}", silu.code);
+        let primitive = options("transformer", EditKind::Primitive, true);
+        let words: Vec<&str> = primitive.iter().map(|a| a.description.as_str()).collect();
+        let unique: std::collections::BTreeSet<&&str> = words.iter().collect();
+        assert_eq!(unique.len(), words.len(), "two sites read alike");
     }
 }
