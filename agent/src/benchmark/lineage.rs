@@ -82,7 +82,8 @@ fn retunes(kind: EditKind) -> bool {
         | EditKind::Insert
         | EditKind::Primitive
         | EditKind::Delete
-        | EditKind::Rewire => false,
+        | EditKind::Rewire
+        | EditKind::Trade => false,
     }
 }
 

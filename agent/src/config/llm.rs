@@ -39,10 +39,11 @@ pub enum EditKind {
     Delete,
     Rewire,
     Alter,
+    Trade,
 }
 
 impl EditKind {
-    pub const ALL: [EditKind; 18] = [
+    pub const ALL: [EditKind; 19] = [
         EditKind::Width,
         EditKind::Depth,
         EditKind::Heads,
@@ -61,6 +62,7 @@ impl EditKind {
         EditKind::Delete,
         EditKind::Rewire,
         EditKind::Alter,
+        EditKind::Trade,
     ];
 
     /// The name configs, candidate names and reports use.
@@ -84,6 +86,7 @@ impl EditKind {
             EditKind::Delete => "delete",
             EditKind::Rewire => "rewire",
             EditKind::Alter => "alter",
+            EditKind::Trade => "trade",
         }
     }
 }

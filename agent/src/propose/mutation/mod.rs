@@ -88,6 +88,7 @@ pub fn candidates(
         EditKind::Delete => primitives::delete(&site),
         EditKind::Rewire => primitives::rewire(&site),
         EditKind::Alter => primitives::alter(&site),
+        EditKind::Trade => primitives::trade(&site),
     };
     options
         .into_iter()

@@ -3,8 +3,9 @@
 //! 2020) over our code. *Insert* a residual branch with a token mixer where the sequence stream
 //! flows; put one primitive on a path (a square, a gate, a shift in time, a short causal
 //! convolution, a running mean, a norm, a projection), alone or as a residual beside the
-//! value; *delete* one call (bypass it); *rewire* an operand to another tensor in scope;
-//! *alter* a constant of a primitive (a shift distance, a window, an expansion).
+//! value; *delete* one call (bypass it) or *trade* it for a primitive; *rewire* an operand to
+//! another tensor in scope; *alter* a constant of a primitive (a shift distance, a window, an
+//! expansion).
 //!
 //! None of these checks shapes: the tracer does, and the proposer offers only what traces.
 
@@ -277,9 +278,10 @@ pub(super) fn insert(s: &Site<'_>) -> Options {
     out
 }
 
-/// One call bypassed: `f(E, …)` becomes `E`, where `E` may be a tensor.
-pub(super) fn delete(s: &Site<'_>) -> Options {
-    let mut out = Options::new();
+/// The calls an edit can take out: inside a function, with a first operand that may be a
+/// tensor; each with that operand's text, and whether it is one term (a name or a call).
+fn removable<'a>(s: &Site<'a>) -> Vec<(&'a Call, &'a str, bool)> {
+    let mut out = Vec::new();
     for c in s.outline.calls.iter().filter(|c| c.function.is_some()) {
         if matches!(c.callee.as_str(), "range" | "embedding" | "param") {
             continue;
@@ -291,26 +293,66 @@ pub(super) fn delete(s: &Site<'_>) -> Options {
         if !may_be_tensor(e) {
             continue;
         }
-        // An operand that is not one term keeps its parentheses: `f(a + b) * c` bypassed is
-        // `(a + b) * c`.
         let one_term = is_identifier(e)
             || s.outline
                 .calls
                 .iter()
                 .any(|inner| inner.span == first.value_span);
-        let bypassed = if one_term {
-            e.to_string()
-        } else {
-            format!("({e})")
-        };
-        out.push((
-            vec![Edit::new(c.span.clone(), bypassed)],
-            format!(
-                "bypass {} on {}",
-                c.callee,
-                place(s.outline, s.source, &c.span)
-            ),
-        ));
+        out.push((c, e, one_term));
+    }
+    out
+}
+
+/// One call bypassed: `f(E, …)` becomes `E`, where `E` may be a tensor.
+pub(super) fn delete(s: &Site<'_>) -> Options {
+    removable(s)
+        .into_iter()
+        .map(|(c, e, one_term)| {
+            // An operand that is not one term keeps its parentheses: `f(a + b) * c` bypassed
+            // is `(a + b) * c`.
+            let operand = if one_term {
+                e.to_string()
+            } else {
+                format!("({e})")
+            };
+            (
+                vec![Edit::new(c.span.clone(), operand)],
+                format!(
+                    "bypass {} on {}",
+                    c.callee,
+                    place(s.outline, s.source, &c.span)
+                ),
+            )
+        })
+        .collect()
+}
+
+/// One call traded for a primitive at the same place: `f(E)` becomes `p(E)` (Primer's
+/// delete-and-insert; `gelu` traded for a squared ReLU is its best-known find). Calls of one
+/// operand only, so that nothing else they read is dropped.
+pub(super) fn trade(s: &Site<'_>) -> Options {
+    let kinds: Vec<Primitive> = primitives()
+        .into_iter()
+        .filter(|p| s.task.sequence || !p.sequence)
+        .collect();
+    let mut out = Options::new();
+    for (c, e, _) in removable(s) {
+        if c.args.len() != 1 {
+            continue;
+        }
+        let at = place(s.outline, s.source, &c.span);
+        for p in &kinds {
+            let traded = p.template.replace("{}", e);
+            if s.source[c.span.clone()] == traded {
+                continue;
+            }
+            let mut edits = vec![Edit::new(c.span.clone(), traded)];
+            with_helper(s, &mut edits, p.helper);
+            out.push((
+                edits,
+                format!("{} traded for {} on {at}", c.callee, p.words),
+            ));
+        }
     }
     out
 }
@@ -553,5 +595,23 @@ mod tests {
         let words: Vec<&str> = primitive.iter().map(|a| a.description.as_str()).collect();
         let unique: std::collections::BTreeSet<&&str> = words.iter().collect();
         assert_eq!(unique.len(), words.len(), "two sites read alike");
+    }
+
+    #[test]
+    fn trading_the_mlps_gelu_for_a_squared_relu_is_one_edit() {
+        let all = options("transformer", EditKind::Trade, true);
+        let primer = all
+            .iter()
+            .find(|a| a.description.starts_with("gelu traded for squared ReLU on"))
+            .unwrap();
+        assert!(primer
+            .code
+            .contains("return linear(square(relu(linear(h, 4 * D))), D)"));
+        assert!(traces(&primer.code, "mqar"));
+        // One-operand calls only: `linear(h, D)` is never traded away.
+        assert!(all
+            .iter()
+            .all(|a| !a.description.starts_with("linear traded")));
+        assert!(all.iter().filter(|a| traces(&a.code, "mqar")).count() * 2 > all.len());
     }
 }
