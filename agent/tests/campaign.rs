@@ -24,6 +24,12 @@ fn a_campaign_deduplicates_promotes_and_stops_at_the_candidate_budget() {
         "max_candidates = 8",
         "steps = 4\npromote_fraction = 0.5\npromote_seeds = 1\npromote_factor = 2.0",
     );
+    // Width edits only: a space small enough to repeat itself within the budget (the proposer
+    // draws again past known designs, and the other kinds open a space too large to).
+    let file = s.root.join("campaign.toml");
+    let mut toml = std::fs::read_to_string(&file).unwrap();
+    toml.push_str("\n[proposer]\nedits = [\"width\"]\n");
+    std::fs::write(&file, toml).unwrap();
     let o = s.run();
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
