@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use autoarch_archive::testing::{candidate, evaluation};
 use autoarch_archive::{Archive, Metric, Outcome};
+use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -24,24 +25,15 @@ fn time<T>(repeats: usize, mut f: impl FnMut() -> T) -> Duration {
     median(times)
 }
 
-// The benchmark's measurements in order, each printed as it is made.
-#[allow(clippy::too_many_lines)]
-fn main() {
-    let n: u64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.replace('_', "").parse().ok())
-        .unwrap_or(100_000);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("archive");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+/// Fills `archive` with `n` candidates, one evaluation each: the first 500 with a flush per call,
+/// as a campaign writes them, the rest as a bulk load. The durable pairs written and the two
+/// phases' times.
+fn fill(archive: &mut Archive, n: u64, rng: &mut StdRng) -> (u64, Duration, Duration) {
     // A realistic amount of code per candidate (the seeds are 0.6–1.5 KB).
     let code = format!(
         "def model(x):\n{}    return x\n",
         "    h = linear(h, 64)  # a layer of the design\n".repeat(24)
     );
-
-    // Durable writes (a flush per call), as a campaign makes them.
-    let mut archive = Archive::open(&path).expect("open");
     let durable_n = 500.min(n);
     let start = Instant::now();
     for i in 0..durable_n {
@@ -54,7 +46,6 @@ fn main() {
     }
     let durable = start.elapsed();
 
-    // Bulk load the rest without a flush per call.
     archive.set_durable(false);
     let start = Instant::now();
     for i in durable_n..n {
@@ -77,7 +68,20 @@ fn main() {
         archive.record_evaluation(e).expect("record");
     }
     archive.flush().expect("flush");
-    let bulk = start.elapsed();
+    (durable_n, durable, start.elapsed())
+}
+
+// The benchmark's measurements in order, each printed as it is made.
+fn main() {
+    let n: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.replace('_', "").parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("archive");
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut archive = Archive::open(&path).expect("open");
+    let (durable_n, durable, bulk) = fill(&mut archive, n, &mut rng);
     let disk = archive.size_on_disk().unwrap_or(0);
 
     let top10 = time(200, || archive.top_k(Metric::Score, 10).expect("top"));
